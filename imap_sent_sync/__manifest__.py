@@ -1,0 +1,18 @@
+{
+    "name": "IMAP/SMTP Mailbox Sync",
+    "summary": "Connect each user's own IMAP/SMTP mailbox: mail with contacts in the chatter, "
+               "sends through the user's SMTP with a copy in their Sent folder",
+    "version": "18.0.1.0.0",
+    "category": "Productivity/Discuss",
+    "license": "LGPL-3",
+    "author": "imap_sent_sync developers",
+    "website": "https://example.invalid/imap_sent_sync",
+    "depends": ["mail", "contacts"],
+    "external_dependencies": {"python": ["imapclient", "cryptography"]},
+    "data": [
+        "security/mailsync_security.xml",
+        "security/ir.model.access.csv",
+    ],
+    "application": True,
+    "installable": True,
+}
