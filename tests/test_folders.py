@@ -1,0 +1,143 @@
+"""Folder roles: pure role detection, then the real folder listings of the rig layouts."""
+import os
+import sys
+import types
+
+import pytest
+
+# imap_sent_sync/__init__.py imports the Odoo models; the pure package does not
+# need them (same approach as test_vault.py).
+if "imap_sent_sync" not in sys.modules:
+    _package = types.ModuleType("imap_sent_sync")
+    _package.__path__ = [os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                      "imap_sent_sync")]
+    sys.modules["imap_sent_sync"] = _package
+
+from imap_sent_sync.mailsync.folders import (  # noqa: E402
+    KNOWN_NAMES, ROLES, detect_role, find_folder, folder_for_role, folder_infos,
+)
+
+
+# -- detect_role (one folder) -------------------------------------------------
+
+@pytest.mark.parametrize("path, flags, delimiter, role", [
+    ("INBOX", (), "/", "inbox"),
+    ("Inbox", (), "/", "inbox"),
+    ("inbox", (b"\\HasNoChildren",), ".", "inbox"),
+    ("Whatever", ("\\Sent",), "/", "sent"),
+    ("Whatever", (b"\\Trash",), "/", "trash"),
+    ("Whatever", ("\\Drafts",), "/", "drafts"),
+    ("Whatever", ("\\Junk",), "/", "junk"),
+    ("Whatever", ("\\Spam",), "/", "junk"),           # Gmail XLIST
+    ("Whatever", ("\\Archive",), "/", "archive"),
+    ("Whatever", ("\\All",), "/", "all"),
+    ("Whatever", ("\\AllMail",), "/", "all"),         # Gmail XLIST
+    ("[Gmail]/Starred", ("\\Flagged",), "/", "other"),
+    ("[Gmail]/Important", ("\\Important",), "/", "other"),
+    ("Sent", ("\\HASNOCHILDREN", "\\SENT"), "/", "sent"),  # attributes are case-insensitive
+    ("Sent", (), "/", "sent"),
+    ("sent items", (), "/", "sent"),
+    ("Sent Messages", (), "/", "sent"),
+    ("INBOX.Sent", (), ".", "sent"),
+    ("INBOX/Sent", (), "/", "sent"),
+    ("[Gmail]/Sent Mail", (), "/", "sent"),
+    ("[Google Mail]/Gesendet", (), "/", "sent"),
+    ("Gesendete Objekte", (), "/", "sent"),
+    ("Deleted Items", (), "/", "trash"),
+    ("Deleted Messages", (), "/", "trash"),
+    ("Bin", (), "/", "trash"),
+    ("Papierkorb", (), "/", "trash"),
+    ("Archive", (), "/", "archive"),
+    ("Archives", (), "/", "archive"),
+    ("All Mail", (), "/", "all"),
+    ("Drafts", (), "/", "drafts"),
+    ("Entwürfe", (), "/", "drafts"),
+    ("Junk", (), "/", "junk"),
+    ("Junk Email", (), "/", "junk"),
+    ("Spam", (), "/", "junk"),
+    ("Bulk Mail", (), "/", "junk"),
+    ("Projects/Archive", (), "/", "other"),        # a user's subfolder, not the Archive
+    ("Clients/Acme/Sent", (), "/", "other"),
+    ("Sent", ("\\Noselect",), "/", "other"),       # a container cannot hold the role
+    ("Sent", (), "", "sent"),                      # flat namespace (no delimiter)
+    ("Newsletters", (), "/", "other"),
+])
+def test_detect_role(path, flags, delimiter, role):
+    assert detect_role(path, flags, delimiter) == role
+
+
+def test_known_names_cover_the_required_ones():
+    required = {"Sent", "Sent Items", "Sent Messages", "Sent Mail", "Trash", "Deleted Items",
+                "Deleted Messages", "Bin", "Archive", "Archives", "All Mail", "Drafts", "Junk",
+                "Junk Email", "Spam", "Bulk Mail", "Gesendet"}
+    known = {name for names in KNOWN_NAMES.values() for name in names}
+    assert required <= known
+    assert set(KNOWN_NAMES) <= set(ROLES)
+
+
+# -- folder_infos (a whole listing, as imapclient returns it) -------------------
+
+def listing(*rows):
+    return [(tuple(f.encode() for f in flags), delimiter.encode() if delimiter else None, name)
+            for flags, delimiter, name in rows]
+
+
+def roles(folders):
+    return {f.path: f.role for f in folders if f.role != "other"}
+
+
+def test_attribute_beats_name_and_roles_are_unique():
+    folders = folder_infos(listing(
+        ((r"\HasNoChildren",), "/", "INBOX"),
+        ((r"\HasNoChildren",), "/", "Sent"),            # an old, imported folder
+        ((r"\HasNoChildren", r"\Sent"), "/", "Sent Messages"),
+        ((r"\HasNoChildren",), "/", "Trash"),
+        ((r"\HasNoChildren",), "/", "Deleted Items"),
+    ))
+    assert roles(folders) == {"INBOX": "inbox", "Sent Messages": "sent", "Trash": "trash"}
+    sent = folder_for_role(folders, "sent")
+    assert sent.path == "Sent Messages" and sent.role_source == "attribute"
+    assert find_folder(folders, "Deleted Items").role == "other"
+
+
+def test_name_fallback_prefers_specific_then_shallow():
+    folders = folder_infos(listing(
+        ((), ".", "INBOX"),
+        ((), ".", "INBOX.Sent"),
+        ((), ".", "Sent Items"),
+        ((), ".", "Sent"),
+    ))
+    assert folder_for_role(folders, "sent").path == "Sent"
+    assert folder_for_role(folders, "sent").role_source == "name"
+
+
+def test_noselect_and_flat_namespace():
+    folders = folder_infos(listing(
+        ((r"\Noselect", r"\HasChildren"), "/", "[Gmail]"),
+        ((r"\NonExistent",), "/", "Ghost"),
+        ((), None, "INBOX"),
+    ))
+    gmail, ghost, inbox = folders
+    assert not gmail.selectable and gmail.role == "other"
+    assert not ghost.selectable
+    assert inbox.selectable and inbox.role == "inbox" and inbox.delimiter == ""
+
+
+def test_folder_info_decodes_bytes_and_names():
+    (folder,) = folder_infos(listing(((r"\HasNoChildren", r"\Drafts"), "/", "Entwürfe/Ärger ✓"),))
+    assert folder.flags == ("\\HasNoChildren", "\\Drafts")
+    assert folder.delimiter == "/"
+    assert folder.name == "Ärger ✓"
+    assert folder.role == "drafts"      # the attribute counts at any depth
+
+
+def test_xlist_inbox_alias_does_not_steal_inbox():
+    folders = folder_infos(listing(
+        ((r"\Inbox",), "/", "Posteingang"),
+        ((), "/", "INBOX"),
+    ))
+    assert roles(folders) == {"INBOX": "inbox"}
+
+
+def test_folder_for_role_missing():
+    assert folder_for_role(folder_infos(listing(((), "/", "INBOX"),)), "sent") is None
