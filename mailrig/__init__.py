@@ -23,19 +23,27 @@ MailRig(workdir=None, *, imaps_port=None, imap_port=None, smtp_port=None, smtps_
     for debugging). A given workdir keeps CA, certs, users and mail across runs.
     Ports default to free loopback ports picked at start().
 
-Lifecycle: start() / stop() (idempotent; also a context manager), started,
+Lifecycle: start() (~0.3 s) / stop() (idempotent; also a context manager), started,
     pids() (live Dovecot pids: empty after stop()), stop_imap()/start_imap()
     (Dovecot down/up on the same ports, for "server down" tests on a PRIVATE rig).
+    Every Dovecot runs in its own process group and is SIGKILLed if still alive
+    0.2 s after SIGTERM; if the Python process dies hard, the kernel (PDEATHSIG,
+    when started from the main thread) or the next rig's start() reaps it.
 
 Endpoints (all on rig.host == "127.0.0.1"):
     imaps_port            IMAP, implicit TLS (993-like)
     imap_port             IMAP plaintext offering STARTTLS (143-like)
-    imap_nostarttls_port  IMAP with no STARTTLS, plaintext LOGIN accepted (2nd Dovecot)
+    imap_nostarttls_port  IMAP with no STARTTLS, plaintext LOGIN accepted (2nd Dovecot
+                          on the same users and Maildirs)
     smtp_port             submission: STARTTLS required first, AUTH only after it (587)
     smtps_port            submission over implicit TLS, AUTH (465-like)
     smtp_nostarttls_port  SMTP offering no STARTTLS, AUTH accepted in clear
     closed_port()         a free port with nothing listening (connection refused)
     Every SMTP listener requires AUTH (PLAIN/LOGIN, rig users) before MAIL FROM.
+    GOTCHA: Dovecot treats loopback as a secure channel, so imap_port accepts
+    LOGIN *without* STARTTLS. To prove a client used TLS, use
+    imap_logins(user, min_count=n) -> [{user, method, port, listener, tls}] (from
+    Dovecot's log: listener is "imaps" | "imap" | "imap_nostarttls").
 
 TLS: ca_pem (PEM text), ca_file (path), cert_file/key_file (server), ssl_context()
     (client context trusting only the rig CA). The server cert covers 127.0.0.1,
@@ -61,6 +69,10 @@ IMAP helpers (each opens its own short TLS session as the user):
     fetch_messages(user, folder, uids=None) -> {uid: raw bytes};  search(user, folder, criteria)
     list_folders(user) -> {name: (flags...)}
     deliver(user, raw, mail_from=...) -> LMTP delivery into INBOX (simulated incoming mail)
+    Message bytes: append()/Sent copies are stored byte-exact; LMTP deliveries
+    (deliver(), SMTP to a rig user) gain Return-Path/Delivered-To/Received headers.
+    imapclient's LOGIN is ASCII-only; imap_client() uses AUTHENTICATE PLAIN for
+    non-ASCII passwords (smtplib cannot AUTH with them at all).
 
 SMTP side:
     deliveries            list of Delivery(mail_from, rcpt_tos, data, login, listener,
@@ -77,6 +89,10 @@ SMTP side:
     fail_smtp(reply="451 ...", times=1)  fail the next DATA commands; fail_smtp(None) clears.
 
 Logs: dovecot_log (main instance), dovecot_plain_log; workdir holds everything.
+Runs as root: Dovecot refuses mail access as root, so mail processes run as
+nobody:nogroup; the Maildirs are owned by nobody, and every ancestor of the
+workdir must be traversable (o+x is added automatically under the temp dir,
+e.g. pytest's tmp_path; elsewhere start() raises RigError with the reason).
 CLI: python -m mailrig serve [--demo] [--workdir DIR] [--imaps-port N] [--smtp-port N]
     prints one JSON line (host, ports, ca_file, users) and runs until SIGTERM/SIGINT.
 

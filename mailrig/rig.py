@@ -14,13 +14,16 @@ from dataclasses import dataclass, replace
 import imapclient
 
 from . import certs, layouts
-from .dovecot import DovecotError, DovecotInstance, free_port, group_members, mail_ids
+from .dovecot import (DovecotError, DovecotInstance, free_port, group_members, mail_ids,
+                      reap_orphans)
 from .smtp import SMTPServers
 
 DOMAIN = "rig.test"
 HOST = "127.0.0.1"
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_LOGIN_RE = re.compile(r"Login: user=<(?P<user>[^>]*)>, method=(?P<method>[^,]+), .*?"
+                       r"lport=(?P<port>\d+)")
 _APPENDUID_RE = re.compile(rb"APPENDUID\s+(\d+)\s+([0-9:,]+)", re.I)
 
 
@@ -127,6 +130,9 @@ class MailRig:
         self._smtp = None
         self._tmp_base = None
         self._started = False
+        # Seconds Dovecot gets to exit on SIGTERM before SIGKILL. A throwaway rig
+        # does not need a graceful stop; a kept workdir (demo) gets more time.
+        self._grace = 0.2 if self._own_workdir else 2.0
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self):
@@ -144,6 +150,7 @@ class MailRig:
         if self._started:
             return self
         t0 = time.monotonic()
+        reap_orphans()
         if self._own_workdir:
             self.workdir = tempfile.mkdtemp(prefix="mailrig-")
         else:
@@ -276,7 +283,7 @@ class MailRig:
             self._smtp = None
         for inst in (self._dovecot, self._dovecot_plain):
             if inst is not None:
-                inst.stop()
+                inst.stop(grace=self._grace)
 
     def stop(self):
         """Stop every server and process the rig started; remove a temp workdir."""
@@ -306,13 +313,48 @@ class MailRig:
         """Stop both Dovecot instances (ports stop answering) -- "server down" tests.
         SMTP keeps accepting but deliveries then fail with 451. Never on the shared rig."""
         for inst in (self._dovecot, self._dovecot_plain):
-            inst.stop()
+            inst.stop(grace=self._grace)
 
     def start_imap(self):
         """Restart Dovecot after stop_imap(), on the same ports, mail intact."""
         for inst in (self._dovecot, self._dovecot_plain):
             if not inst.running():
                 inst.start()
+
+    def imap_logins(self, user=None, min_count=0, timeout=3.0):
+        """Successful IMAP logins seen by Dovecot, oldest first, as dicts
+        {user, method, port, listener ("imaps"|"imap"|"imap_nostarttls"), tls}.
+
+        Server-side proof of what a client did: Dovecot treats loopback as a
+        secure channel and accepts LOGIN on imap_port without STARTTLS, so a test
+        of "the client really used STARTTLS" must look here (tls=True) rather
+        than expect the server to refuse. Dovecot writes its log asynchronously:
+        min_count waits (up to timeout) until that many matching entries exist.
+        """
+        want = self.get_user(user).login if user is not None else None
+        names = {self.imaps_port: "imaps", self.imap_port: "imap",
+                 self.imap_nostarttls_port: "imap_nostarttls"}
+        deadline = time.monotonic() + timeout
+        while True:
+            out = []
+            for path in (self.dovecot_log, self.dovecot_plain_log):
+                try:
+                    with open(path, encoding="utf-8", errors="replace") as fh:
+                        lines = [ln for ln in fh if "imap-login: Info: Login: " in ln]
+                except OSError:
+                    continue
+                for ln in lines:
+                    m = _LOGIN_RE.search(ln)
+                    if not m or (want and m.group("user") != want):
+                        continue
+                    fields = [f.strip() for f in ln.split(", ")]
+                    port = int(m.group("port"))
+                    out.append({"user": m.group("user"), "method": m.group("method"),
+                                "port": port, "listener": names.get(port, "?"),
+                                "tls": "TLS" in fields, "line": ln.rstrip()})
+            if len(out) >= min_count or time.monotonic() > deadline:
+                return out
+            time.sleep(0.02)
 
     def closed_port(self):
         """A loopback port with nothing listening (connection refused)."""

@@ -161,6 +161,22 @@ def test_imap_starttls_and_nostarttls_ports(rig):
     c.logout()
 
 
+def test_imap_logins_show_listener_and_tls(rig):
+    u = rig.add_user()
+    with rig.imap_client(u):
+        pass
+    c = imapclient.IMAPClient(rig.host, port=rig.imap_port, ssl=False, timeout=5)
+    c.starttls(rig.ssl_context())
+    c.login(u.login, u.password)
+    c.logout()
+    c = imapclient.IMAPClient(rig.host, port=rig.imap_nostarttls_port, ssl=False, timeout=5)
+    c.login(u.login, u.password)
+    c.logout()
+    logins = rig.imap_logins(u, min_count=4)  # add_user's own session is the first
+    assert [(x["listener"], x["tls"]) for x in logins[-3:]] == [
+        ("imaps", True), ("imap", True), ("imap_nostarttls", False)]
+
+
 def test_wrong_password_fails(rig):
     u = rig.add_user()
     c = imapclient.IMAPClient(rig.host, port=rig.imaps_port, ssl_context=rig.ssl_context(),
@@ -306,6 +322,19 @@ def test_stop_and_start_imap_keeps_ports_and_mail():
         assert _refused(r.imaps_port) and _refused(r.imap_nostarttls_port)
         r.start_imap()
         assert r.folder_uids(u, "INBOX") == [1]
+
+
+def test_orphaned_dovecot_is_reaped_by_next_rig():
+    # A rig started from a non-main thread (no PDEATHSIG) whose process dies hard.
+    code = ("import os, sys, threading; sys.path.insert(0, %r)\n"
+            "from mailrig import MailRig\n"
+            "r = MailRig(); t = threading.Thread(target=r.start); t.start(); t.join()\n"
+            "print(r.workdir, flush=True); os._exit(0)\n" % ROOT)
+    out = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=30)
+    workdir = out.stdout.strip()
+    assert workdir and _processes_mentioning(workdir)
+    with MailRig():
+        assert _processes_mentioning(workdir) == []
 
 
 def test_cli_serve_demo(tmp_path):
