@@ -10,10 +10,20 @@ Tests that must really send lift it explicitly (see imap_sent_sync/tests/common.
 """
 import os
 import sys
+import types
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
+
+# ``imap_sent_sync/__init__.py`` imports the Odoo models. Protocol tests import the
+# pure ``imap_sent_sync.mailsync`` package, so register ``imap_sent_sync`` as a bare
+# package: importing the models outside ``odoo.addons`` would define every Odoo
+# model a second time. Odoo itself loads the addon as ``odoo.addons.imap_sent_sync``.
+if "imap_sent_sync" not in sys.modules:
+    _addon_package = types.ModuleType("imap_sent_sync")
+    _addon_package.__path__ = [os.path.join(ROOT, "imap_sent_sync")]
+    sys.modules["imap_sent_sync"] = _addon_package
 
 
 def pytest_configure(config):
