@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 import imapclient
 
 from . import certs, layouts
-from .dovecot import (DovecotError, DovecotInstance, free_port, group_members, mail_ids,
+from .dovecot import (DOVECOT_BIN, DovecotError, DovecotInstance, free_port, group_members, mail_ids,
                       reap_orphans)
 from .smtp import SMTPServers
 
@@ -134,6 +134,13 @@ class MailRig:
         # does not need a graceful stop; a kept workdir (demo) gets more time.
         self._grace = 0.2 if self._own_workdir else 2.0
 
+    def __repr__(self):
+        if not self._started:
+            return "<MailRig stopped>"
+        return "<MailRig %s imaps=%s imap=%s smtp=%s smtps=%s workdir=%s>" % (
+            self.host, self.imaps_port, self.imap_port, self.smtp_port, self.smtps_port,
+            self.workdir)
+
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self):
         self.start()
@@ -150,6 +157,9 @@ class MailRig:
         if self._started:
             return self
         t0 = time.monotonic()
+        if not os.access(DOVECOT_BIN, os.X_OK):
+            raise RigError("Dovecot not found at %s (apt-get install dovecot-imapd "
+                           "dovecot-lmtpd, or set MAILRIG_DOVECOT)" % DOVECOT_BIN)
         reap_orphans()
         if self._own_workdir:
             self.workdir = tempfile.mkdtemp(prefix="mailrig-")
