@@ -6,6 +6,9 @@
 #   DEMO_PORT   Odoo HTTP port (default 8069)
 #   DEMO_DIR    state kept between runs (default .demo/ in this checkout):
 #               the mail server's CA and mail, Odoo's data_dir
+#   DEMO_RIG_DIR  the local mail server's CA, users and mail (default
+#               /var/tmp/imap_sent_sync-demo-rig: Dovecot reads mail as an
+#               unprivileged user, so it must not live under /root)
 #   DEMO_RESET=1  start from a fresh database and mailbox
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,11 +17,12 @@ source scripts/odoo_env.sh
 
 DEMO_PORT="${DEMO_PORT:-8069}"
 DEMO_DIR="${DEMO_DIR:-$REPO/.demo}"
+DEMO_RIG_DIR="${DEMO_RIG_DIR:-/var/tmp/imap_sent_sync-demo-rig}"
 DB="${DEMO_DB:-imap_sent_sync_demo}"
 IMAPS_PORT="${DEMO_IMAPS_PORT:-10993}"
 SMTP_PORT="${DEMO_SMTP_PORT:-10587}"
 if [ "${DEMO_RESET:-0}" = 1 ]; then
-    dropdb --if-exists "$DB"; rm -rf "$DEMO_DIR"
+    dropdb --if-exists "$DB"; rm -rf "$DEMO_DIR" "$DEMO_RIG_DIR"
 fi
 mkdir -p "$DEMO_DIR"
 CONF="$DEMO_DIR/odoo.conf"
@@ -30,7 +34,7 @@ trap cleanup EXIT INT TERM
 
 echo "[demo] starting the local mail server (Dovecot + SMTP) on 127.0.0.1" >&2
 rm -f "$DEMO_DIR/rig.json"
-"$ODOO_VENV/bin/python" -m mailrig serve --demo --workdir "$DEMO_DIR/rig" \
+"$ODOO_VENV/bin/python" -m mailrig serve --demo --workdir "$DEMO_RIG_DIR" \
     --imaps-port "$IMAPS_PORT" --smtp-port "$SMTP_PORT" > "$DEMO_DIR/rig.json" 2> "$DEMO_DIR/rig.log" &
 pids+=($!)
 for _ in $(seq 1 60); do [ -s "$DEMO_DIR/rig.json" ] && break; sleep 0.5; done
