@@ -117,7 +117,7 @@ def test_noselect_and_flat_namespace():
         ((r"\NonExistent",), "/", "Ghost"),
         ((), None, "INBOX"),
     ))
-    gmail, ghost, inbox = folders
+    inbox, gmail, ghost = folders          # sorted: INBOX first, then by name
     assert not gmail.selectable and gmail.role == "other"
     assert not ghost.selectable
     assert inbox.selectable and inbox.role == "inbox" and inbox.delimiter == ""
@@ -141,3 +141,74 @@ def test_xlist_inbox_alias_does_not_steal_inbox():
 
 def test_folder_for_role_missing():
     assert folder_for_role(folder_infos(listing(((), "/", "INBOX"),)), "sent") is None
+
+
+# -- real listings from the rig (Dovecot) ---------------------------------------
+
+from mailrig import ROLES as RIG_ROLES, get_shared_rig  # noqa: E402
+
+from imap_sent_sync.mailsync.endpoint import Endpoint  # noqa: E402
+from imap_sent_sync.mailsync.folders import (  # noqa: E402
+    _list_with_special_use, list_folders,
+)
+from imap_sent_sync.mailsync.imap import imap_session  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def rig():
+    return get_shared_rig()
+
+
+def session(rig, user):
+    return imap_session(Endpoint(rig.host, rig.imaps_port, "ssl", user.login, user.password,
+                                 ca_pem=rig.ca_pem, timeout=5))
+
+
+@pytest.mark.parametrize("layout", ["standard", "gmail", "outlook"])
+def test_roles_of_each_layout(rig, layout):
+    user = rig.add_user(layout=layout)
+    with session(rig, user) as client:
+        folders = list_folders(client)
+    # The rig also names \Flagged/\Important views; those are not sync roles.
+    expected = {role: path for role, path in RIG_ROLES[layout].items() if role in ROLES}
+    assert {f.role: f.path for f in folders if f.role != "other"} == expected
+    assert folders[0].path == "INBOX"
+    source = "name" if layout == "outlook" else "attribute"   # outlook: no SPECIAL-USE
+    assert {f.role_source for f in folders if f.role not in ("other", "inbox")} == {source}
+
+
+def test_gmail_container_is_not_selectable(rig):
+    user = rig.add_user(layout="gmail")
+    with session(rig, user) as client:
+        folders = list_folders(client)
+    gmail = find_folder(folders, "[Gmail]")
+    assert gmail.selectable is False and gmail.role == "other"
+    assert all(f.selectable for f in folders if f.path != "[Gmail]")
+
+
+def test_list_return_special_use_parses(rig):
+    # The RFC 6154 extended LIST used for servers that omit attributes from plain LIST.
+    user = rig.add_user()
+    with session(rig, user) as client:
+        extended = _list_with_special_use(client)
+    attributes = {name: {f.decode() for f in flags} for flags, _d, name in extended}
+    assert "\\Sent" in attributes["Sent"]
+    assert "\\Trash" in attributes["Trash"]
+
+
+def test_non_ascii_folder_names_round_trip(rig):
+    user = rig.add_user()
+    name = "Entwürfe/Ärger 2026 ✓"
+    with session(rig, user) as client:
+        client.create_folder(name)
+        folders = list_folders(client)
+        folder = find_folder(folders, name)
+        assert folder is not None and folder.delimiter == "/" and folder.name == "Ärger 2026 ✓"
+        assert folder.role == "other"          # not the Drafts folder, whatever its parent
+        assert find_folder(folders, "Entwürfe").role == "other"  # Drafts has \Drafts
+        client.select_folder(name)
+        # On the wire the name is modified UTF-7 (RFC 3501 5.1.3), not raw UTF-8.
+        client.folder_encode = False
+        raw_names = [n for _f, _d, n in client.list_folders(pattern="Entw*")]
+        client.folder_encode = True
+    assert any(n.startswith(b"Entw&APw-rfe/&AMQ-rger 2026 &JxM-") for n in raw_names), raw_names

@@ -13,7 +13,9 @@ The append check stores a tiny marked message (\\Seen) in the Sent folder
 marker header), checks that UID really holds the marker, flags it \\Deleted
 and removes exactly that UID with UID EXPUNGE. Without UIDPLUS there is no
 way to expunge one message only, so it is left flagged \\Deleted and the step
-says so: the user's other deleted messages are never expunged.
+says so: the user's other deleted messages are never expunged. On Gmail-like
+servers (a folder with the "all" role) a copy of the test message in All Mail
+is removed the same way.
 """
 import concurrent.futures
 import logging
@@ -49,6 +51,8 @@ IMAP_STEPS = STEP_KEYS[:5]
 SMTP_STEPS = STEP_KEYS[5:]
 
 TEST_HEADER = "X-Mailsync-Connection-Test"
+_ROLE_LABELS = {"sent": "Sent", "archive": "Archive", "trash": "Trash", "drafts": "Drafts",
+                "junk": "Junk", "all": "All Mail"}
 
 
 @dataclass
@@ -212,8 +216,8 @@ def _login_hint(exc, preset_key):
 
 
 def _folders_summary(folders, preset_key):
-    roles = [(f.role, f.path) for f in folders if f.role not in ("other", "inbox")]
-    described = ", ".join("%s: %s" % (role.capitalize(), path) for role, path in sorted(roles))
+    described = ", ".join("%s: %s" % (_ROLE_LABELS[f.role], f.path) for f in sorted(
+        (f for f in folders if f.role in _ROLE_LABELS), key=lambda f: list(_ROLE_LABELS).index(f.role)))
     message = "%d folders found%s." % (len(folders), " (%s)" % described if described else "")
     if folder_for_role(folders, "sent") is None:
         expected = get_preset(preset_key).sent_folder
@@ -232,32 +236,50 @@ def check_append_permission(client, folders):
     path = target.path if target else "INBOX"
     marker = uuid.uuid4().hex
     appended = imap_mod.append_message(client, path, _test_message(marker), flags=("\\Seen",))
+    found, expunged = remove_marked_message(client, path, marker, appended)
+    if not found:
+        return (False, "The test message was added to %r but could not be found again to "
+                "remove it." % path, "Delete the message with subject 'Connection test' by "
+                "hand; the server may not support header search.")
+    # Gmail-like servers also show every message in All Mail; removing it from
+    # the label folder alone would leave it there.
+    all_mail = folder_for_role(folders, "all")
+    if all_mail is not None and all_mail.path != path:
+        remove_marked_message(client, all_mail.path, marker)
+    if expunged:
+        return "A test message was added to %r and removed again." % path
+    return (True, "A test message was added to %r. The server lacks UIDPLUS, so it could not "
+            "be removed on its own without also expunging other deleted messages: it is left "
+            "flagged as deleted and will disappear at the next expunge." % path, None)
+
+
+def remove_marked_message(client, path, marker, appended=None):
+    """Delete the test message carrying ``marker`` from ``path``; (found, expunged).
+
+    Only a UID that provably holds the marker is touched, and it is removed
+    with UID EXPUNGE of that UID alone; without UIDPLUS it stays flagged
+    \\Deleted (a plain EXPUNGE would also remove the user's deleted mail).
+    """
     try:
         info = client.select_folder(path)
     except Exception as exc:
         raise AppendError("The test message was added to %r but the folder cannot be opened to "
                           "remove it: %s" % (path, exc), "Delete the message with subject "
                           "'Connection test' by hand.", reason="cleanup", detail=str(exc))
-    uidvalidity = info.get(b"UIDVALIDITY")
-    if appended and appended.uid and appended.uidvalidity == uidvalidity:
+    if appended and appended.uid and appended.uidvalidity == info.get(b"UIDVALIDITY"):
         uids = [appended.uid]
     else:
         uids = client.search(["HEADER", TEST_HEADER, marker])
-    # Only ever delete a UID that provably holds our marker.
-    uids = [uid for uid, data in client.fetch(uids, ["BODY.PEEK[HEADER.FIELDS (%s)]"
-                                                     % TEST_HEADER]).items()
-            if marker.encode() in _first_body(data)] if uids else []
+    if uids:
+        headers = client.fetch(uids, ["BODY.PEEK[HEADER.FIELDS (%s)]" % TEST_HEADER])
+        uids = [uid for uid, data in headers.items() if marker.encode() in _first_body(data)]
     if not uids:
-        return (False, "The test message was added to %r but could not be found again to "
-                "remove it." % path, "Delete the message with subject 'Connection test' by "
-                "hand; the server may not support UIDPLUS or header search.")
+        return False, False
     client.add_flags(uids, ["\\Deleted"], silent=True)
-    if client.has_capability("UIDPLUS"):
-        client.uid_expunge(uids)
-        return "A test message was added to %r and removed again." % path
-    return (True, "A test message was added to %r. The server lacks UIDPLUS, so it could not "
-            "be removed on its own without also expunging other deleted messages: it is left "
-            "flagged as deleted and will disappear at the next expunge." % path, None)
+    if not client.has_capability("UIDPLUS"):
+        return True, False
+    client.uid_expunge(uids)
+    return True, True
 
 
 def _first_body(fetch_data):
@@ -331,8 +353,10 @@ def probe_tcp(endpoint, step):
             with socket.socket(family, socket.SOCK_STREAM) as sock:
                 sock.settimeout(endpoint.timeout)
                 sock.connect(address)
-            return "%s (%s) accepts connections on port %s (%d ms)." % (
-                endpoint.host, address[0], endpoint.port, _ms(started))
+            where = endpoint.host if endpoint.host == address[0] else "%s (%s)" % (
+                endpoint.host, address[0])
+            return "%s accepts connections on port %s (%d ms)." % (
+                where, endpoint.port, _ms(started))
         except OSError as exc:
             last_error = exc
     raise connect_error_from(last_error, endpoint.host, endpoint.port, endpoint.timeout, step)
@@ -360,4 +384,4 @@ def resolve(host, port, timeout, step=None):
 
 
 __all__ = ["StepResult", "ConnectionReport", "run_connection_test", "check_append_permission",
-           "probe_tcp", "resolve", "STEP_KEYS", "STEP_LABELS", "FolderInfo", "TEST_HEADER"]
+           "remove_marked_message", "probe_tcp", "resolve", "STEP_KEYS", "STEP_LABELS", "FolderInfo", "TEST_HEADER"]

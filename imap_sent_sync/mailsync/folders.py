@@ -149,6 +149,8 @@ def folder_infos(listing):
         flags = tuple(_as_str(f) for f in flags)
         folders.append(FolderInfo(path, delimiter, flags, "other", is_selectable(flags)))
     _assign_roles(folders)
+    # Servers list in arbitrary order; show INBOX first, then by name.
+    folders.sort(key=lambda f: (not is_inbox(f.path), f.path.casefold(), f.path))
     return folders
 
 

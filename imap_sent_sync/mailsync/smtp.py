@@ -171,6 +171,10 @@ def auth_mechanisms(smtp):
 
 def login_smtp(smtp, endpoint):
     """AUTH with the endpoint's credential (never sends mail)."""
+    if not smtp.has_extn("auth") and smtp.has_extn("starttls"):
+        raise AuthError(
+            "The SMTP server only allows logging in after STARTTLS.",
+            "Choose STARTTLS (or SSL/TLS on port 465).", STEP_AUTH, reason="privacy_required")
     if not smtp.has_extn("auth"):
         raise AuthError(
             "The SMTP server offers no authentication on this connection.",

@@ -5,6 +5,7 @@ there is exactly one place where the policy lives. The only knob is an extra
 trusted CA (PEM text) per mailbox, for self-hosted servers with a private CA or
 a self-signed certificate; verification itself can never be switched off.
 """
+import functools
 import ssl
 from datetime import datetime, timezone
 
@@ -35,12 +36,22 @@ def make_ssl_context(ca_pem=None):
     Hostname checking and chain verification stay on (create_default_context).
     TLS 1.2 is the minimum: older versions are broken and no mail provider
     still needs them.
+
+    Contexts are shared per CA text: loading the system CA bundle costs tens
+    of milliseconds, and an SSLContext can serve any number of connections.
+    Callers must not modify the returned context.
     """
+    ca_pem = _normalise_pem(ca_pem) if ca_pem and ca_pem.strip() else None
+    return _context_for(ca_pem)
+
+
+@functools.lru_cache(maxsize=64)
+def _context_for(ca_pem):
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if ca_pem and ca_pem.strip():
+    if ca_pem:
         try:
-            context.load_verify_locations(cadata=_normalise_pem(ca_pem))
+            context.load_verify_locations(cadata=ca_pem)
         except (ssl.SSLError, ValueError) as exc:
             raise TlsError(
                 "The custom CA certificate could not be read.",
