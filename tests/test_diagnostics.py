@@ -1,32 +1,21 @@
 """The connection test against the real rig, and the no-secret-in-logs guarantee."""
 import base64
 import logging
-import os
 import socket
-import sys
-import types
 
 import pytest
 
-# imap_sent_sync/__init__.py imports the Odoo models; the pure package does not
-# need them (same approach as test_vault.py).
-if "imap_sent_sync" not in sys.modules:
-    _package = types.ModuleType("imap_sent_sync")
-    _package.__path__ = [os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                      "imap_sent_sync")]
-    sys.modules["imap_sent_sync"] = _package
+from mailrig import get_shared_rig
 
-from mailrig import get_shared_rig  # noqa: E402
-
-from imap_sent_sync.mailsync.diagnostics import (  # noqa: E402
+from imap_sent_sync.mailsync.diagnostics import (
     STEP_KEYS, TEST_HEADER, ConnectionReport, StepResult, remove_marked_message,
     run_connection_test,
 )
-from imap_sent_sync.mailsync.endpoint import Endpoint  # noqa: E402
-from imap_sent_sync.mailsync.errors import MailsyncError  # noqa: E402
-from imap_sent_sync.mailsync.imap import connect_imap, close_imap  # noqa: E402
-from imap_sent_sync.mailsync.presets import PRESETS  # noqa: E402
-from imap_sent_sync.mailsync.smtp import close_smtp, connect_smtp  # noqa: E402
+from imap_sent_sync.mailsync.endpoint import Endpoint
+from imap_sent_sync.mailsync.errors import MailsyncError
+from imap_sent_sync.mailsync.imap import close_imap, connect_imap, imap_session
+from imap_sent_sync.mailsync.presets import PRESETS
+from imap_sent_sync.mailsync.smtp import close_smtp, connect_smtp
 
 
 @pytest.fixture(scope="session")
@@ -150,7 +139,6 @@ def test_append_falls_back_to_inbox_without_sent_folder(rig):
 
 
 def connect_imap_session(rig, user):
-    from imap_sent_sync.mailsync.imap import imap_session
     return imap_session(imap_endpoint(rig, user))
 
 

@@ -1,21 +1,10 @@
 """Endpoint: validation, the unencrypted refusal, and no secret in repr/str."""
-import os
-import sys
-import types
 
 import pytest
 
-# imap_sent_sync/__init__.py imports the Odoo models; the pure package does not
-# need them (same approach as test_vault.py).
-if "imap_sent_sync" not in sys.modules:
-    _package = types.ModuleType("imap_sent_sync")
-    _package.__path__ = [os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                      "imap_sent_sync")]
-    sys.modules["imap_sent_sync"] = _package
-
-from imap_sent_sync.mailsync.endpoint import DEFAULT_TIMEOUT, Endpoint  # noqa: E402
-from imap_sent_sync.mailsync.errors import (  # noqa: E402
-    MailsyncError, TlsError, UnencryptedNotAllowed,
+from imap_sent_sync.mailsync.endpoint import DEFAULT_TIMEOUT, Endpoint
+from imap_sent_sync.mailsync.errors import (
+    AuthError, MailsyncError, TlsError, UnencryptedNotAllowed,
 )
 
 SECRET = "Pw-9f3c-unique!"
@@ -58,3 +47,14 @@ def test_unencrypted_needs_acknowledgement():
     assert "unencrypted" in caught.value.message
     make(security="none", port=143, allow_unencrypted=True).check_security_allowed()
     make().check_security_allowed()
+
+
+@pytest.mark.parametrize("kw, reason", [
+    (dict(login=None), "no_login"), (dict(login=" "), "no_login"),
+    (dict(secret=None), "no_secret"), (dict(secret=""), "no_secret"),
+])
+def test_missing_credentials(kw, reason):
+    with pytest.raises(AuthError) as caught:
+        make(**kw).check_credentials(step="imap_login")
+    assert caught.value.reason == reason and caught.value.step == "imap_login"
+    make().check_credentials()

@@ -1,21 +1,14 @@
 """Folder roles: pure role detection, then the real folder listings of the rig layouts."""
-import os
-import sys
-import types
 
 import pytest
+from mailrig import ROLES as RIG_ROLES, get_shared_rig
 
-# imap_sent_sync/__init__.py imports the Odoo models; the pure package does not
-# need them (same approach as test_vault.py).
-if "imap_sent_sync" not in sys.modules:
-    _package = types.ModuleType("imap_sent_sync")
-    _package.__path__ = [os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                      "imap_sent_sync")]
-    sys.modules["imap_sent_sync"] = _package
-
-from imap_sent_sync.mailsync.folders import (  # noqa: E402
-    KNOWN_NAMES, ROLES, detect_role, find_folder, folder_for_role, folder_infos,
+from imap_sent_sync.mailsync.endpoint import Endpoint
+from imap_sent_sync.mailsync.folders import (
+    KNOWN_NAMES, ROLES, _list_with_special_use, detect_role, find_folder, folder_for_role,
+    folder_infos, list_folders,
 )
+from imap_sent_sync.mailsync.imap import imap_session
 
 
 # -- detect_role (one folder) -------------------------------------------------
@@ -124,7 +117,8 @@ def test_noselect_and_flat_namespace():
 
 
 def test_folder_info_decodes_bytes_and_names():
-    (folder,) = folder_infos(listing(((r"\HasNoChildren", r"\Drafts"), "/", "Entwürfe/Ärger ✓"),))
+    (folder,) = folder_infos(listing(
+        ((r"\HasNoChildren", r"\Drafts"), "/", "Entwürfe/Ärger ✓"),))
     assert folder.flags == ("\\HasNoChildren", "\\Drafts")
     assert folder.delimiter == "/"
     assert folder.name == "Ärger ✓"
@@ -144,14 +138,6 @@ def test_folder_for_role_missing():
 
 
 # -- real listings from the rig (Dovecot) ---------------------------------------
-
-from mailrig import ROLES as RIG_ROLES, get_shared_rig  # noqa: E402
-
-from imap_sent_sync.mailsync.endpoint import Endpoint  # noqa: E402
-from imap_sent_sync.mailsync.folders import (  # noqa: E402
-    _list_with_special_use, list_folders,
-)
-from imap_sent_sync.mailsync.imap import imap_session  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -1,20 +1,18 @@
 """IMAP connections: response parsing (pure), then connect/login against the real rig."""
-import os
-import sys
-import types
+
+import socket
+import ssl
 
 import pytest
+from mailrig import get_shared_rig
 
-# imap_sent_sync/__init__.py imports the Odoo models; the pure package does not
-# need them (same approach as test_vault.py).
-if "imap_sent_sync" not in sys.modules:
-    _package = types.ModuleType("imap_sent_sync")
-    _package.__path__ = [os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                      "imap_sent_sync")]
-    sys.modules["imap_sent_sync"] = _package
-
-from imap_sent_sync.mailsync.imap import (  # noqa: E402
-    AppendUid, parse_appenduid, parse_copyuid, parse_uid_set,
+from imap_sent_sync.mailsync.endpoint import Endpoint
+from imap_sent_sync.mailsync.errors import (
+    AppendError, AuthError, ConnectError, StartTlsUnavailable, TlsError, UnencryptedNotAllowed,
+)
+from imap_sent_sync.mailsync.imap import (
+    AppendUid, append_message, close_imap, connect_imap, imap_session, parse_appenduid,
+    parse_copyuid, parse_uid_set, server_capabilities,
 )
 
 
@@ -48,19 +46,6 @@ def test_parse_copyuid():
 
 
 # -- against the real rig (Dovecot) -------------------------------------------
-
-import socket  # noqa: E402
-import ssl  # noqa: E402
-
-from mailrig import get_shared_rig  # noqa: E402
-
-from imap_sent_sync.mailsync.endpoint import Endpoint  # noqa: E402
-from imap_sent_sync.mailsync.errors import (  # noqa: E402
-    AuthError, ConnectError, StartTlsUnavailable, TlsError, UnencryptedNotAllowed,
-)
-from imap_sent_sync.mailsync.imap import (  # noqa: E402
-    append_message, close_imap, connect_imap, imap_session, server_capabilities,
-)
 
 LAYOUTS = ["standard", "gmail", "outlook"]
 
@@ -105,12 +90,21 @@ def test_login_over_starttls(rig, layout):
     assert len(logins) == 1 and logins[0]["tls"] is True
 
 
-def test_timeout_is_set_on_the_socket(rig, user):
-    client = connect_imap(endpoint(rig, user, timeout=3.5))
+@pytest.mark.parametrize("port_name, security", [("imaps_port", "ssl"),
+                                                 ("imap_port", "starttls")])
+def test_timeout_is_set_on_the_socket(rig, user, port_name, security):
+    client = connect_imap(endpoint(rig, user, getattr(rig, port_name), security, timeout=3.5))
     try:
+        assert isinstance(client.socket(), ssl.SSLSocket)
         assert client.socket().gettimeout() == 3.5
     finally:
         close_imap(client)
+
+
+def test_empty_password_is_not_sent(rig, user):
+    with pytest.raises(AuthError) as caught:
+        connect_imap(endpoint(rig, user, secret=""))
+    assert caught.value.reason == "no_secret"
 
 
 def test_wrong_password_explains_app_passwords(rig, user):
@@ -252,7 +246,6 @@ def test_append_message_returns_appenduid(rig):
 
 
 def test_append_to_missing_folder(rig, user):
-    from imap_sent_sync.mailsync.errors import AppendError
     with imap_session(endpoint(rig, user)) as client:
         with pytest.raises(AppendError) as caught:
             append_message(client, "No Such Folder", b"Subject: x\r\n\r\nx\r\n")

@@ -1,20 +1,9 @@
 """Provider presets table and suggest_preset()."""
-import os
-import sys
-import types
 
 import pytest
 
-# imap_sent_sync/__init__.py imports the Odoo models; the pure package does not
-# need them (same approach as test_vault.py).
-if "imap_sent_sync" not in sys.modules:
-    _package = types.ModuleType("imap_sent_sync")
-    _package.__path__ = [os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                      "imap_sent_sync")]
-    sys.modules["imap_sent_sync"] = _package
-
-from imap_sent_sync.mailsync.endpoint import SECURITY_CHOICES  # noqa: E402
-from imap_sent_sync.mailsync.presets import (  # noqa: E402
+from imap_sent_sync.mailsync.endpoint import SECURITY_CHOICES
+from imap_sent_sync.mailsync.presets import (
     PRESETS, Preset, get_preset, login_failure_hint, suggest_preset,
 )
 

@@ -2,23 +2,12 @@
 real servers is in test_diagnostics.py::test_no_secret_in_debug_logs)."""
 import base64
 import logging
-import os
-import sys
-import types
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
-# imap_sent_sync/__init__.py imports the Odoo models; the pure package does not
-# need them (same approach as test_vault.py).
-if "imap_sent_sync" not in sys.modules:
-    _package = types.ModuleType("imap_sent_sync")
-    _package.__path__ = [os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                      "imap_sent_sync")]
-    sys.modules["imap_sent_sync"] = _package
-
-from imap_sent_sync.mailsync.errors import AuthError  # noqa: E402
-from imap_sent_sync.mailsync.redact import (  # noqa: E402
+from imap_sent_sync.mailsync.errors import AuthError
+from imap_sent_sync.mailsync.redact import (
     MASK, REDACTED_LOGGERS, SecretRedactingFilter, contains_secret, install_redaction, redact,
 )
 

@@ -1,27 +1,16 @@
 """SMTP submission connections against the rig's real aiosmtpd servers: no mail is sent."""
-import os
 import smtplib
 import ssl
-import sys
-import types
 
 import pytest
 
-# imap_sent_sync/__init__.py imports the Odoo models; the pure package does not
-# need them (same approach as test_vault.py).
-if "imap_sent_sync" not in sys.modules:
-    _package = types.ModuleType("imap_sent_sync")
-    _package.__path__ = [os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                      "imap_sent_sync")]
-    sys.modules["imap_sent_sync"] = _package
+from mailrig import get_shared_rig
 
-from mailrig import get_shared_rig  # noqa: E402
-
-from imap_sent_sync.mailsync.endpoint import Endpoint  # noqa: E402
-from imap_sent_sync.mailsync.errors import (  # noqa: E402
+from imap_sent_sync.mailsync.endpoint import Endpoint
+from imap_sent_sync.mailsync.errors import (
     AuthError, ConnectError, StartTlsUnavailable, TlsError, UnencryptedNotAllowed,
 )
-from imap_sent_sync.mailsync.smtp import close_smtp, connect_smtp, smtp_session  # noqa: E402
+from imap_sent_sync.mailsync.smtp import close_smtp, connect_smtp, smtp_session
 
 
 @pytest.fixture(scope="session")

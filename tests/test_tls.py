@@ -5,12 +5,9 @@ connection each) with certificates made here: self-signed, private CA,
 wrong host name, expired -- cases the shared mail rig does not serve.
 """
 import datetime
-import os
 import socket
 import ssl
-import sys
 import threading
-import types
 
 import pytest
 from cryptography import x509
@@ -19,16 +16,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-# imap_sent_sync/__init__.py imports the Odoo models; the pure package does not
-# need them (same approach as test_vault.py).
-if "imap_sent_sync" not in sys.modules:
-    _package = types.ModuleType("imap_sent_sync")
-    _package.__path__ = [os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                      "imap_sent_sync")]
-    sys.modules["imap_sent_sync"] = _package
-
-from imap_sent_sync.mailsync.errors import TlsError  # noqa: E402
-from imap_sent_sync.mailsync.tls import (  # noqa: E402
+from imap_sent_sync.mailsync.errors import TlsError
+from imap_sent_sync.mailsync.tls import (
     check_ca_pem, describe_tls, make_ssl_context, tls_error_from,
 )
 

@@ -216,8 +216,9 @@ def _login_hint(exc, preset_key):
 
 
 def _folders_summary(folders, preset_key):
-    described = ", ".join("%s: %s" % (_ROLE_LABELS[f.role], f.path) for f in sorted(
-        (f for f in folders if f.role in _ROLE_LABELS), key=lambda f: list(_ROLE_LABELS).index(f.role)))
+    with_role = sorted((f for f in folders if f.role in _ROLE_LABELS),
+                       key=lambda f: list(_ROLE_LABELS).index(f.role))
+    described = ", ".join("%s: %s" % (_ROLE_LABELS[f.role], f.path) for f in with_role)
     message = "%d folders found%s." % (len(folders), " (%s)" % described if described else "")
     if folder_for_role(folders, "sent") is None:
         expected = get_preset(preset_key).sent_folder
@@ -384,4 +385,5 @@ def resolve(host, port, timeout, step=None):
 
 
 __all__ = ["StepResult", "ConnectionReport", "run_connection_test", "check_append_permission",
-           "remove_marked_message", "probe_tcp", "resolve", "STEP_KEYS", "STEP_LABELS", "FolderInfo", "TEST_HEADER"]
+           "remove_marked_message", "probe_tcp", "resolve", "STEP_KEYS", "STEP_LABELS",
+           "FolderInfo", "TEST_HEADER"]

@@ -1,7 +1,7 @@
 """Where and how to connect: one IMAP or SMTP server endpoint."""
 from dataclasses import dataclass, field
 
-from .errors import MailsyncError, UnencryptedNotAllowed
+from .errors import AuthError, MailsyncError, UnencryptedNotAllowed
 
 SECURITY_SSL = "ssl"            # implicit TLS from the first byte (IMAP 993, SMTP 465)
 SECURITY_STARTTLS = "starttls"  # plain connect, then STARTTLS, refused if not offered
@@ -34,6 +34,8 @@ class Endpoint:
 
     def __post_init__(self):
         self.host = (self.host or "").strip()
+        self.login = (self.login or "").strip()
+        self.secret = self.secret or ""
         self.security = (self.security or "").strip().lower()
         if self.security not in dict(SECURITY_CHOICES):
             raise MailsyncError(
@@ -53,6 +55,16 @@ class Endpoint:
         if not self.timeout or self.timeout <= 0:
             # A socket without a timeout can hang a worker forever.
             self.timeout = DEFAULT_TIMEOUT
+
+    def check_credentials(self, step=None):
+        """Refuse to log in with an empty login or secret (a clear error, not a server NO)."""
+        if not self.login:
+            raise AuthError("No login name is set for %s." % self.describe(),
+                            "Enter the login, usually the full email address.", step,
+                            reason="no_login")
+        if not self.secret:
+            raise AuthError("No password is stored for %s." % self.describe(),
+                            "Enter the password or app password.", step, reason="no_secret")
 
     @property
     def is_encrypted(self):

@@ -46,7 +46,8 @@ KNOWN_NAMES = {
         "Gelöschte Objekte", "Gelöschte Elemente", "Corbeille", "Éléments supprimés",
         "Papelera", "Elementos eliminados", "Lixeira", "Itens excluídos", "Cestino",
         "Posta eliminata", "Prullenbak", "Verwijderde items", "Papperskorgen",
-        "Borttagna objekt", "Kosz", "Elementy usunięte", "Koš", "Корзина", "Удаленные",
+        "Borttagna objekt", "Kosz", "Elementy usunięte", "Koš", "Корзина",
+        "Удаленные",
     ),
     "drafts": (
         "Drafts", "Draft", "Entwürfe", "Brouillons", "Borradores", "Rascunhos", "Bozze",

@@ -152,6 +152,7 @@ def login_imap(client, endpoint):
 
     imaplib sends LOGIN arguments as ASCII; AUTHENTICATE PLAIN carries UTF-8.
     """
+    endpoint.check_credentials(STEP_LOGIN)
     if client.has_capability("LOGINDISABLED"):
         raise AuthError(
             "The server does not allow logging in without encryption.",
@@ -247,7 +248,7 @@ def abandon(client):
 
 def server_capabilities(client):
     """Capabilities as a frozenset of upper-case str ("IDLE", "AUTH=PLAIN", ...)."""
-    return frozenset(c.decode("ascii", "replace").upper() if isinstance(c, bytes) else str(c).upper()
+    return frozenset((c.decode("ascii", "replace") if isinstance(c, bytes) else str(c)).upper()
                      for c in client.capabilities())
 
 

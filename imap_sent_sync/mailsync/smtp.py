@@ -171,6 +171,7 @@ def auth_mechanisms(smtp):
 
 def login_smtp(smtp, endpoint):
     """AUTH with the endpoint's credential (never sends mail)."""
+    endpoint.check_credentials(STEP_AUTH)
     if not smtp.has_extn("auth") and smtp.has_extn("starttls"):
         raise AuthError(
             "The SMTP server only allows logging in after STARTTLS.",
