@@ -12,6 +12,7 @@
     "data": [
         "security/mailsync_security.xml",
         "security/ir.model.access.csv",
+        "data/mailsync_vault_data.xml",
     ],
     "application": True,
     "installable": True,

@@ -3,24 +3,13 @@ import logging
 import multiprocessing
 import os
 import stat
-import sys
-import types
 
 import pytest
 from cryptography.fernet import Fernet
 from hypothesis import given, settings, strategies as st
 
-# imap_sent_sync/__init__.py imports the Odoo models, which can only be imported
-# as odoo.addons.imap_sent_sync. The pure mailsync package does not need them:
-# expose the addon directory as a bare package so its __init__ is not executed.
-if "imap_sent_sync" not in sys.modules:
-    _package = types.ModuleType("imap_sent_sync")
-    _package.__path__ = [os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                      "imap_sent_sync")]
-    sys.modules["imap_sent_sync"] = _package
-
-from imap_sent_sync.mailsync import vault  # noqa: E402
-from imap_sent_sync.mailsync.vault import (  # noqa: E402
+from imap_sent_sync.mailsync import vault
+from imap_sent_sync.mailsync.vault import (
     SecretVault, VaultDecryptError, VaultKeyError, generate_key, key_id, load_keys, resolve_keys,
 )
 
