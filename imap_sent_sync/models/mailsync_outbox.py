@@ -1,0 +1,690 @@
+import base64
+import email.policy
+import logging
+import math
+import threading
+import time
+from datetime import datetime, timedelta
+from email.parser import BytesHeaderParser
+
+from odoo import _, api, fields, models
+from odoo.exceptions import UserError
+from odoo.tools import email_normalize, email_split
+
+from .mail_mail import SENDING_MAIL_KEY
+from .mailsync_log import capture_protocol_log
+
+_logger = logging.getLogger(__name__)
+
+KIND_SELECTION = [
+    ("reply", "Reply to a Customer"),
+    ("new", "New Conversation"),
+    ("internal", "Internal Notification"),
+]
+FREQUENCY_SELECTION = [
+    ("immediate", "Immediately"),
+    ("batch_5", "Every 5 Minutes"),
+    ("batch_15", "Every 15 Minutes"),
+    ("hourly", "Hourly"),
+]
+FREQUENCY_MINUTES = {"immediate": 0, "batch_5": 5, "batch_15": 15, "hourly": 60}
+CONTENT_SELECTION = [
+    ("full", "Full Message"),
+    ("text", "Text Only"),
+    ("headers", "Headers Only"),
+]
+ERROR_POLICY_SELECTION = [
+    ("retry", "Retry, then Notify"),
+    ("skip", "Skip and Continue"),
+]
+
+# Global defaults (Settings); each mailbox can override them.
+PARAM_PREFIX = "imap_sent_sync.sent_copy_"
+DEFAULTS = {
+    "frequency": "immediate",
+    "content": "full",
+    "attachments": True,
+    "max_attachment_mb": 0.0,
+    "internal": False,
+    "mass_mailing": False,
+    "error_policy": "retry",
+    "max_attempts": 5,
+    "retry_delay": 60,        # seconds before the first retry; doubles each time
+    "retry_delay_max": 6 * 3600,
+    "batch_size": 500,        # rows claimed per transaction
+    "batch_bytes": 64 * 1024 * 1024,
+    "retention_days": 30,     # exact bytes of filed copies are kept this long
+}
+
+# pg_try_advisory_xact_lock(ADVISORY_CLASS, mailbox id): one worker per
+# mailbox at a time, so two workers never append the same Message-ID
+# (one message sent to two recipients is two outbox rows) concurrently.
+ADVISORY_CLASS = 0x6D736F62
+# A cron run stops claiming new batches after this long (the cron is
+# re-triggered through _notify_progress when work remains).
+TIME_BUDGET = 120
+
+
+class MailsyncOutbox(models.Model):
+    """A message sent from Odoo through a mailbox's SMTP, to be filed in its Sent folder.
+
+    The row is created in the transaction that records the send, holding the
+    exact bytes the SMTP server accepted; a cron appends it (see
+    ``mailsync.sent_copy``) and records where it landed.
+    """
+
+    _name = "mailsync.outbox"
+    _description = "Sent Copy To File"
+    _order = "id desc"
+    _rec_name = "subject"
+
+    mailbox_id = fields.Many2one("mailsync.mailbox", required=True, index=True, ondelete="cascade",
+                                 readonly=True)
+    user_id = fields.Many2one(related="mailbox_id.user_id", store=True, index=True, string="Owner")
+    company_id = fields.Many2one(related="mailbox_id.company_id", store=True)
+    state = fields.Selection([
+        ("queued", "Queued"),
+        ("done", "Filed"),
+        ("failed", "Failed"),
+        ("skipped", "Skipped"),
+    ], default="queued", required=True, index=True, readonly=True)
+    kind = fields.Selection(KIND_SELECTION, required=True, default="new", readonly=True)
+
+    # What was sent
+    message_id = fields.Char(string="Message-ID", index=True, readonly=True)
+    subject = fields.Char(readonly=True)
+    email_from = fields.Char(string="From", readonly=True)
+    recipients = fields.Char(readonly=True, help="Envelope recipients the server accepted.")
+    raw_message = fields.Binary(
+        string="Message as Sent", attachment=False, readonly=True,
+        help="The exact bytes the SMTP server accepted. Cleared after the retention period "
+             "once the copy is filed.")
+    size = fields.Integer(readonly=True, help="Size of the message as sent, in bytes.")
+    sent_at = fields.Datetime(required=True, readonly=True, default=fields.Datetime.now)
+    mail_message_id = fields.Many2one("mail.message", string="Chatter Message",
+                                      ondelete="set null", index="btree_not_null", readonly=True)
+
+    # Filing
+    attempts = fields.Integer(readonly=True, help="Times the server refused this copy.")
+    next_try = fields.Datetime(string="Next Try", readonly=True, default=fields.Datetime.now)
+    last_error = fields.Text(readonly=True)
+    folder_id = fields.Many2one("mailsync.folder", string="Folder", ondelete="set null",
+                                readonly=True)
+    folder_path = fields.Char(string="Filed In", readonly=True)
+    appended_uid = fields.Integer(string="UID", readonly=True)
+    uidvalidity = fields.Char(string="UIDVALIDITY", readonly=True)
+    result = fields.Selection([
+        ("appended", "Appended"),
+        ("found", "Already in the Folder"),
+    ], readonly=True, help="'Already in the Folder': the provider saved the sent mail itself "
+                           "(Gmail, Microsoft 365) or an earlier attempt did; no second copy.")
+    done_at = fields.Datetime(string="Filed At", readonly=True)
+
+    def init(self):
+        # The cron looks for due rows only; keep that index small.
+        self.env.cr.execute("""
+            CREATE INDEX IF NOT EXISTS mailsync_outbox_due_idx
+                ON mailsync_outbox (next_try, mailbox_id) WHERE state = 'queued'
+        """)
+
+    # ------------------------------------------------------------
+    # Actions
+    # ------------------------------------------------------------
+
+    def action_retry(self):
+        """Queue again now, with a fresh attempt budget."""
+        rows = self.filtered(lambda row: row.state in ("queued", "failed", "skipped"))
+        rows.check_access("read")
+        rows.sudo().write({"state": "queued", "attempts": 0, "next_try": fields.Datetime.now()})
+        if rows:
+            self._trigger_cron()
+        return True
+
+    def action_skip(self):
+        """Give up on these copies (the mail itself was sent)."""
+        rows = self.filtered(lambda row: row.state in ("queued", "failed"))
+        rows.check_access("read")
+        rows.sudo().write({"state": "skipped", "done_at": fields.Datetime.now()})
+        for mailbox in rows.mailbox_id:
+            self.env["mailsync.log"]._record(
+                mailbox, "append", "info",
+                _("%(count)s sent copies skipped by %(user)s.",
+                  count=len(rows.filtered(lambda r: r.mailbox_id == mailbox)),
+                  user=self.env.user.name))
+        return True
+
+    # ------------------------------------------------------------
+    # Queueing (called from ir.mail_server.send_email)
+    # ------------------------------------------------------------
+
+    @api.model
+    def _mailbox_option(self, mailbox, key):
+        """A sending option of ``mailbox``, falling back to the global default."""
+        if key in ("error_policy", "max_attempts"):
+            value = mailbox[f"sent_copy_{key}"]
+            if value and value != "default":
+                return value
+            return self._global_option(key)
+        return mailbox[f"sent_copy_{key}"]
+
+    @api.model
+    def _global_option(self, key):
+        default = DEFAULTS[key]
+        value = self.env["ir.config_parameter"].sudo().get_param(PARAM_PREFIX + key)
+        if value in (None, False, ""):
+            return default
+        if isinstance(default, bool):
+            return value not in (False, "False", "false", "0", "drop")
+        if isinstance(default, (int, float)):
+            try:
+                return type(default)(float(value))
+            except ValueError:
+                return default
+        return value
+
+    @api.model
+    def _current_sending_mail(self, message):
+        """The mail.mail whose email is being sent, when mail.mail._send() is the sender."""
+        from ..mailsync.sent_copy import normalize_message_id
+
+        marker = self.env.cr.cache.get(SENDING_MAIL_KEY)
+        if not marker:
+            return self.env["mail.mail"]
+        mail_id, message_id = marker
+        if normalize_message_id(message_id) != normalize_message_id(message["Message-Id"]):
+            return self.env["mail.mail"]
+        return self.env["mail.mail"].sudo().browse(mail_id).exists()
+
+    @api.model
+    def _classify(self, mail, headers, recipients):
+        """(kind, include) for one sent email.
+
+        internal: every recipient is an internal user. reply: the record's
+        thread holds mail received from someone else than the author (the
+        customer wrote first), or the email answers another (In-Reply-To).
+        new: anything else. Mass mailings are flagged so the caller can drop them.
+        """
+        normalized = {email_normalize(address) for address in recipients} - {False}
+        if normalized:
+            internal_emails = set(self.env["res.users"].sudo().search([
+                ("share", "=", False), ("email_normalized", "in", list(normalized)),
+            ]).mapped("email_normalized"))
+            if normalized <= internal_emails:
+                return "internal"
+        if mail and mail.mail_message_id and mail.model and mail.res_id:
+            message = mail.mail_message_id
+            received = self.env["mail.message"].sudo().search_count([
+                ("model", "=", mail.model), ("res_id", "=", mail.res_id),
+                ("message_type", "=", "email"), ("id", "<", message.id),
+                ("author_id", "!=", message.author_id.id),
+            ], limit=1)
+            if received:
+                return "reply"
+        if headers.get("In-Reply-To"):
+            return "reply"
+        return "new"
+
+    @api.model
+    def _enqueue_sent(self, mailbox, data, *, recipients, mail=None):
+        """Create the outbox row for bytes ``data`` just accepted by ``mailbox``'s SMTP.
+
+        Returns the row, or an empty recordset when the mailbox's options leave
+        this kind of mail out (copies off, mass mailing, internal notifications).
+        """
+        from ..mailsync.sent_copy import normalize_message_id
+
+        mailbox = mailbox.sudo()
+        if not mailbox.sent_copy_enabled:
+            return self.browse()
+        mail = mail or self.env["mail.mail"]
+        if mail and "mailing_id" in mail._fields and mail.mailing_id \
+                and not mailbox.sent_copy_mass_mailing:
+            return self.browse()
+        headers = BytesHeaderParser(policy=email.policy.default).parsebytes(data)
+        kind = self._classify(mail, headers, recipients)
+        if kind == "internal" and not mailbox.sent_copy_internal:
+            return self.browse()
+        now = fields.Datetime.now()
+        next_try = self._next_slot(now, FREQUENCY_MINUTES.get(mailbox.sent_copy_frequency, 0))
+        row = self.sudo().create({
+            "mailbox_id": mailbox.id,
+            "kind": kind,
+            "message_id": normalize_message_id(headers.get("Message-ID")),
+            "subject": str(headers.get("Subject") or "")[:512],
+            "email_from": str(headers.get("From") or "")[:512],
+            "recipients": ", ".join(recipients)[:2048],
+            "raw_message": base64.b64encode(data),
+            "size": len(data),
+            "sent_at": now,
+            "next_try": next_try,
+            "mail_message_id": mail.mail_message_id.id if mail else False,
+        })
+        if next_try <= now:
+            # ir.cron._trigger() notifies the cron runner from a postcommit
+            # hook: the cron wakes up right after this transaction commits,
+            # and never before the row exists for it.
+            self._trigger_cron()
+        else:
+            self._trigger_cron(at=next_try, mailbox=mailbox, exclude=row)
+        return row
+
+    @api.model
+    def _next_slot(self, now, minutes):
+        """``now`` for immediate mode, else the next clock boundary of the batch
+        interval (every 5/15 minutes, on the hour), so that copies of a mailbox
+        go out together."""
+        if not minutes:
+            return now
+        epoch = datetime(1970, 1, 1)
+        elapsed = (now - epoch).total_seconds() / 60.0
+        return epoch + timedelta(minutes=math.floor(elapsed / minutes + 1) * minutes)
+
+    @api.model
+    def _trigger_cron(self, at=None, mailbox=None, exclude=None):
+        cron = self.env.ref("imap_sent_sync.ir_cron_mailsync_outbox", raise_if_not_found=False)
+        if not cron:
+            return
+        if at and mailbox:
+            # One trigger per batch slot and mailbox is enough.
+            domain = [("mailbox_id", "=", mailbox.id), ("state", "=", "queued"),
+                      ("next_try", "=", at)]
+            if exclude:
+                domain.append(("id", "not in", exclude.ids))
+            if self.sudo().search_count(domain, limit=1):
+                return
+        cron.sudo()._trigger(at)
+
+    # ------------------------------------------------------------
+    # Filing (cron)
+    # ------------------------------------------------------------
+
+    @api.model
+    def _cron_process_outbox(self, time_budget=TIME_BUDGET):
+        """File due copies, one mailbox batch per transaction, until none is due."""
+        auto_commit = not getattr(threading.current_thread(), "testing", False)
+        deadline = time.monotonic() + time_budget
+        done = 0
+        seen = set()
+        while time.monotonic() < deadline:
+            claimed = self._claim_batch(exclude=seen)
+            if not claimed:
+                break
+            seen.update(claimed.ids)
+            done += claimed._process_claimed()
+            if auto_commit:
+                self.env.cr.commit()
+        self._purge_old_bytes()
+        remaining = self._count_due()
+        self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
+        if auto_commit:
+            self.env.cr.commit()
+        return done
+
+    @api.model
+    def _count_due(self):
+        self.env.cr.execute("""
+            SELECT count(*) FROM mailsync_outbox WHERE state = 'queued' AND next_try <= %s
+        """, (_utcnow(),))
+        return self.env.cr.fetchone()[0]
+
+    @api.model
+    def _claim_batch(self, exclude=()):
+        """Lock and return the next batch of due rows of one mailbox, or an empty set.
+
+        Rows are locked FOR UPDATE SKIP LOCKED and the mailbox through a
+        transaction-level advisory lock: concurrent cron workers each take a
+        different mailbox, and the locks end with the batch's commit.
+        """
+        self.flush_model()
+        cr = self.env.cr
+        # Wall-clock time, not now(): that is the start of the transaction,
+        # which in a long transaction would hide rows queued since.
+        now = _utcnow()
+        cr.execute("""
+            SELECT mailbox_id FROM mailsync_outbox
+             WHERE state = 'queued' AND next_try <= %s
+             GROUP BY mailbox_id ORDER BY min(next_try) LIMIT 50
+        """, (now,))
+        mailbox_ids = [row[0] for row in cr.fetchall()]
+        batch_size = self._global_option("batch_size")
+        batch_bytes = self._global_option("batch_bytes")
+        for mailbox_id in mailbox_ids:
+            cr.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", (ADVISORY_CLASS, mailbox_id))
+            if not cr.fetchone()[0]:
+                continue  # another worker is filing this mailbox's copies
+            cr.execute("""
+                SELECT id, size FROM mailsync_outbox
+                 WHERE mailbox_id = %s AND state = 'queued' AND next_try <= %s
+                   AND NOT (id = ANY(%s))
+                 ORDER BY id
+                 LIMIT %s
+                   FOR UPDATE SKIP LOCKED
+            """, (mailbox_id, now, list(exclude), batch_size))
+            ids, total = [], 0
+            for row_id, size in cr.fetchall():
+                if ids and total + (size or 0) > batch_bytes:
+                    break
+                ids.append(row_id)
+                total += size or 0
+            if ids:
+                return self.browse(ids)
+        return self.browse()
+
+    def _process_claimed(self):
+        """Append the claimed rows (one mailbox) and record each outcome.
+
+        Returns the number of rows settled. A mailbox-level problem (server
+        unreachable, login refused, folder unusable) leaves every row queued
+        and pushes the mailbox's next try back; a message the server refuses
+        counts an attempt on that row only.
+        """
+        from ..mailsync import imap as mailsync_imap
+        from ..mailsync.errors import MailsyncError
+        from ..mailsync.sent_copy import PartialBatchError
+
+        rows = self.sudo()
+        mailbox = rows.mailbox_id
+        mailbox.ensure_one()
+        started = time.monotonic()
+        settled = 0
+        secrets = []
+        protocol_lines = []
+        failure = None
+        reports = []
+        try:
+            endpoint = mailbox._get_imap_endpoint()
+            secrets = [endpoint.secret]
+            with capture_protocol_log(mailbox.debug_logging, secrets) as protocol_lines:
+                with mailsync_imap.imap_session(endpoint) as client:
+                    for folder, group in rows._group_by_target(client):
+                        try:
+                            report = group._append_group(client, folder)
+                        except PartialBatchError as error:
+                            # Settle what the server confirmed before the line dropped.
+                            settled += group._apply_results(folder, error.results, None)
+                            raise
+                        reports.append((folder, report))
+                        settled += group._apply_results(folder, report.results,
+                                                        report.uidvalidity)
+        except (MailsyncError, UserError) as error:
+            failure = error
+        except Exception as error:  # a bug or an unexpected server answer: keep the rows
+            _logger.exception("Email Sync: filing sent copies of mailbox %s failed", mailbox.id)
+            failure = error
+        duration_ms = int((time.monotonic() - started) * 1000)
+        detail = protocol_lines if mailbox.debug_logging else None
+        if failure is not None:
+            waiting = rows.filtered(lambda r: r.state == "queued")
+            waiting._mailbox_failure(mailbox, failure, duration_ms, detail, secrets)
+        else:
+            rows._mailbox_success(mailbox, reports, duration_ms, detail, secrets)
+        return settled
+
+    def _group_by_target(self, client):
+        """[(folder record, rows)] -- the target folder of each row, per its kind."""
+        groups, by_kind = {}, {}
+        for row in self:
+            if row.kind not in by_kind:
+                by_kind[row.kind] = self._target_folder(row.mailbox_id, row.kind, client)
+            folder = by_kind[row.kind]
+            groups[folder] = groups.get(folder, self.browse()) | row
+        return list(groups.items())
+
+    @api.model
+    def _target_folder(self, mailbox, kind, client):
+        """The mailsync.folder receiving copies of ``kind``: the folder chosen for
+        that kind, else the mailbox's chosen folder, else its Sent folder -- and
+        when the server has none, a top-level "Sent" created for the purpose."""
+        from ..mailsync.sent_copy import ensure_folder, resolve_sent_folder
+
+        mailbox = mailbox.sudo()
+        chosen = {
+            "reply": mailbox.sent_folder_reply_id,
+            "new": mailbox.sent_folder_new_id,
+            "internal": mailbox.sent_folder_internal_id,
+        }.get(kind) or mailbox.sent_folder_id
+        if chosen:
+            if ensure_folder(client, chosen.path):
+                self.env["mailsync.log"]._record(
+                    mailbox, "folders", "info",
+                    _("Folder %s created on the server for sent copies.", chosen.path))
+            return chosen
+        sent = mailbox.folder_ids.filtered(lambda f: f.role == "sent" and f.exists_on_server)[:1]
+        path, created = resolve_sent_folder(client, preferred=sent.path if sent else None)
+        folder = mailbox.folder_ids.filtered(lambda f: f.path == path)[:1]
+        if created:
+            self.env["mailsync.log"]._record(
+                mailbox, "folders", "info",
+                _("The server had no Sent folder: %s created (and subscribed) for sent copies.",
+                  path))
+        if not folder:
+            folder = self.env["mailsync.folder"].sudo().create({
+                "mailbox_id": mailbox.id, "path": path, "role": "sent", "role_detected": "sent",
+                "sync_enabled": True, "exists_on_server": True,
+            })
+        elif not folder.exists_on_server:
+            folder.exists_on_server = True
+        return folder
+
+    def _append_group(self, client, folder):
+        from ..mailsync.sent_copy import CopyOptions, PendingCopy, append_copies, transform_copy
+
+        mailbox = self.mailbox_id
+        options = CopyOptions(
+            content=mailbox.sent_copy_content or "full",
+            attachments=bool(mailbox.sent_copy_attachments),
+            max_attachment_bytes=int((mailbox.sent_copy_max_attachment_mb or 0) * 1024 * 1024))
+        # Read the bytes with a plain query: through the ORM each value would
+        # also sit base64-decoded in the record cache for the whole batch.
+        self.env.cr.execute("SELECT id, raw_message FROM mailsync_outbox WHERE id IN %s",
+                            (tuple(self.ids),))
+        raw_by_id = {row_id: base64.b64decode(bytes(value)) if value else b""
+                     for row_id, value in self.env.cr.fetchall()}
+        copies = [PendingCopy(key=row.id, raw=transform_copy(raw_by_id[row.id], options),
+                              message_id=row.message_id or None, internal_date=row.sent_at)
+                  for row in self]
+        return append_copies(client, folder.path, copies, strategy=self._existing_strategy())
+
+    @api.model
+    def _existing_strategy(self):
+        return self.env["ir.config_parameter"].sudo().get_param(
+            "imap_sent_sync.sent_copy_existing_strategy", "search")
+
+    def _apply_results(self, folder, results, uidvalidity):
+        """Write the outcome of append_copies() on the rows; returns rows settled."""
+        by_id = {row.id: row for row in self}
+        now = fields.Datetime.now()
+        settled = 0
+        failed = self.browse()
+        for result in results:
+            row = by_id.get(result.key)
+            if row is None:
+                continue
+            if result.status in ("appended", "exists"):
+                row.write({
+                    "state": "done",
+                    "result": "appended" if result.status == "appended" else "found",
+                    "appended_uid": result.uid or 0,
+                    "uidvalidity": str(uidvalidity) if uidvalidity else False,
+                    "folder_id": folder.id,
+                    "folder_path": folder.path,
+                    "done_at": now,
+                    "last_error": False,
+                })
+                settled += 1
+            else:
+                row.last_error = _format_error(result.error)
+                failed |= row
+        settled += failed._message_failure()
+        return settled
+
+    def _message_failure(self):
+        """The server refused these copies: retry with backoff, or give up per policy."""
+        if not self:
+            return 0
+        mailbox = self.mailbox_id
+        policy = self._mailbox_option(mailbox, "error_policy")
+        max_attempts = self._mailbox_option(mailbox, "max_attempts") or 1
+        now = fields.Datetime.now()
+        given_up = self.browse()
+        for row in self:
+            attempts = row.attempts + 1
+            if policy == "skip":
+                row.write({"attempts": attempts, "state": "skipped", "done_at": now})
+                given_up |= row
+            elif attempts >= max_attempts:
+                row.write({"attempts": attempts, "state": "failed", "done_at": now})
+                given_up |= row
+            else:
+                row.write({"attempts": attempts,
+                           "next_try": now + timedelta(seconds=self._backoff(attempts))})
+        if given_up:
+            lines = "\n".join("- %s (%s): %s" % (row.subject or "?", row.message_id or "?",
+                                                  (row.last_error or "").splitlines()[0])
+                              for row in given_up[:20])
+            verb = _("skipped") if policy == "skip" else _("failed after %s attempts", max_attempts)
+            message = _("%(count)s sent copies %(verb)s; the mails themselves were sent.\n%(lines)s",
+                        count=len(given_up), verb=verb, lines=lines)
+            self.env["mailsync.log"]._record(mailbox, "append", "failure", message)
+            self._notify_owner(
+                mailbox, _("Sent copies could not be saved"),
+                _("The server refused to store %(count)s sent copies in the mailbox %(mailbox)s "
+                  "(policy: %(policy)s). See Email Sync > Sent Copies; retry them from there "
+                  "once the cause is fixed.\n%(lines)s",
+                  count=self.search_count([("mailbox_id", "=", mailbox.id),
+                                           ("state", "in", ("failed", "skipped"))]),
+                  mailbox=mailbox.display_name, policy=dict(ERROR_POLICY_SELECTION)[policy],
+                  lines=lines))
+        return len(given_up)
+
+    @api.model
+    def _backoff(self, attempt):
+        base = self._global_option("retry_delay")
+        return min(base * 2 ** max(attempt - 1, 0), self._global_option("retry_delay_max"))
+
+    def _mailbox_failure(self, mailbox, error, duration_ms, detail, secrets):
+        """Nothing could be filed: queue the rows and retry the mailbox later.
+
+        Connection problems never fail a copy: it waits until the server is
+        back (the rows stay queued). The owner is told once the problem has
+        lasted ``max_attempts`` tries in a row, in one activity per problem.
+        """
+        from ..mailsync.redact import redact
+
+        failures = mailbox.sent_copy_failures + 1
+        text = redact(_format_error(error), secrets)
+        delay = self._backoff(failures)
+        next_try = fields.Datetime.now() + timedelta(seconds=delay)
+        mailbox.write({"sent_copy_failures": failures})
+        self.write({"next_try": next_try, "last_error": text})
+        # The other queued rows of the mailbox wait for the same server.
+        self.search([("mailbox_id", "=", mailbox.id), ("state", "=", "queued"),
+                     ("next_try", "<", next_try), ("id", "not in", self.ids)]).write(
+            {"next_try": next_try, "last_error": text})
+        self.env["mailsync.log"]._record(
+            mailbox, "append", "failure",
+            _("%(count)s sent copies waiting (try %(n)s, next in %(delay)s s): %(error)s",
+              count=len(self), n=failures, delay=delay, error=text),
+            duration_ms=duration_ms, detail=detail, secrets=secrets)
+        if failures >= (self._mailbox_option(mailbox, "max_attempts") or 1):
+            queued = self.search_count([("mailbox_id", "=", mailbox.id), ("state", "=", "queued")])
+            self._notify_owner(
+                mailbox, _("Sent copies are waiting: %s", _problem_label(error)),
+                _("%(count)s copies of mail sent from Odoo are waiting to be saved in the "
+                  "Sent folder of %(mailbox)s; nothing is lost and the mails themselves were "
+                  "sent. They are saved automatically as soon as the server can be used "
+                  "again.\n%(error)s", count=queued, mailbox=mailbox.display_name, error=text))
+
+    def _mailbox_success(self, mailbox, reports, duration_ms, detail, secrets):
+        results = [x for _f, report in reports for x in report.results]
+        appended = sum(1 for x in results if x.status == "appended")
+        found = sum(1 for x in results if x.status == "exists")
+        failed = sum(1 for x in results if x.status == "failed")
+        folders = ", ".join(sorted({folder.path for folder, _r in reports}))
+        message = _("%(appended)s sent copies appended to %(folders)s, %(found)s already there, "
+                    "%(failed)s refused.", appended=appended, folders=folders, found=found,
+                    failed=failed)
+        self.env["mailsync.log"]._record(
+            mailbox, "append", "failure" if failed and not appended else "success", message,
+            duration_ms=duration_ms, detail=detail, secrets=secrets)
+        if mailbox.sent_copy_failures:
+            mailbox.write({"sent_copy_failures": 0})
+            self._resolve_notifications(mailbox)
+
+    # ------------------------------------------------------------
+    # Owner notifications: one open activity per problem
+    # ------------------------------------------------------------
+
+    @api.model
+    def _notify_owner(self, mailbox, summary, note):
+        summary = summary[:250]
+        activity_type = self.env.ref("mail.mail_activity_data_warning", raise_if_not_found=False) \
+            or self.env.ref("mail.mail_activity_data_todo")
+        existing = self.env["mail.activity"].sudo().search([
+            ("res_model", "=", "mailsync.mailbox"), ("res_id", "=", mailbox.id),
+            ("summary", "=", summary)], limit=1)
+        body = note.replace("\n", "<br/>")
+        if existing:
+            existing.note = body
+            return existing
+        _logger.warning("Email Sync: %s (mailbox %s)", summary, mailbox.id)
+        return mailbox.sudo().activity_schedule(
+            activity_type_id=activity_type.id, summary=summary, note=body,
+            user_id=mailbox.user_id.id)
+
+    @api.model
+    def _resolve_notifications(self, mailbox):
+        """The server is back: close the 'waiting' activities of this mailbox."""
+        waiting = _("Sent copies are waiting: %s", "")
+        activities = self.env["mail.activity"].sudo().search([
+            ("res_model", "=", "mailsync.mailbox"), ("res_id", "=", mailbox.id),
+            ("summary", "=like", waiting.replace("%", "\\%") + "%")])
+        if activities:
+            activities.action_feedback(feedback=_("Resolved: the waiting copies were saved."))
+
+    # ------------------------------------------------------------
+    # Housekeeping
+    # ------------------------------------------------------------
+
+    @api.model
+    def _purge_old_bytes(self):
+        """Drop the message bytes of copies filed long ago; the row stays as the trail."""
+        days = self._global_option("retention_days")
+        if not days or days <= 0:
+            return
+        self.flush_model(["state", "raw_message", "done_at"])
+        self.env.cr.execute("""
+            UPDATE mailsync_outbox SET raw_message = NULL
+             WHERE state = 'done' AND raw_message IS NOT NULL
+               AND done_at < (now() AT TIME ZONE 'UTC') - make_interval(days => %s)
+        """, (int(days),))
+        if self.env.cr.rowcount:
+            self.invalidate_model(["raw_message"])
+
+
+def _utcnow():
+    return datetime.utcnow()
+
+
+def _format_error(error):
+    if error is None:
+        return ""
+    message = getattr(error, "message", None) or getattr(error, "name", None) or str(error)
+    hint = getattr(error, "hint", None)
+    return " ".join(filter(None, [message, hint]))
+
+
+def _problem_label(error):
+    from ..mailsync import errors
+
+    if isinstance(error, errors.AuthError):
+        return _("login refused")
+    if isinstance(error, errors.TlsError):
+        return _("secure connection failed")
+    if isinstance(error, errors.ConnectError):
+        return _("server unreachable")
+    if isinstance(error, errors.FolderError):
+        return _("folder unavailable")
+    if isinstance(error, UserError):
+        return _("mailbox settings incomplete")
+    return _("unexpected error")
