@@ -1,9 +1,16 @@
+import html
 import logging
+import time
+
+from markupsafe import Markup
 
 from odoo import _, api, fields, models
-from odoo.exceptions import AccessError, UserError
+from odoo.exceptions import AccessError, UserError, ValidationError
 
-from ..mailsync import vault
+from ..mailsync import presets, vault
+from ..mailsync.endpoint import Endpoint
+from ..mailsync.redact import redact
+from .mailsync_log import capture_protocol_log
 
 _logger = logging.getLogger(__name__)
 
@@ -13,6 +20,15 @@ SECURITY_SELECTION = [
     ("starttls", "STARTTLS"),
     ("none", "None (unencrypted)"),
 ]
+
+# Roles whose folders are synced by default when first discovered: the mail a
+# rep exchanges with customers lives there; Trash, Junk, Drafts and Gmail's
+# All Mail would only import noise or duplicates.
+DEFAULT_SYNC_ROLES = ("inbox", "sent")
+
+# Odoo's own default for network operations is too long for an interactive
+# button; 20 s still covers slow providers (see Settings to change it).
+DEFAULT_TIMEOUT = 20.0
 
 
 class MailsyncMailbox(models.Model):
@@ -24,11 +40,14 @@ class MailsyncMailbox(models.Model):
 
     _name = "mailsync.mailbox"
     _description = "Synced Mailbox"
-    _inherit = ["mail.thread"]
+    _inherit = ["mail.thread", "mail.activity.mixin"]
     _order = "name, id"
 
     # Identity
-    name = fields.Char(string="Mailbox Name", required=True, tracking=True)
+    name = fields.Char(
+        string="Mailbox Name", required=True, tracking=True,
+        compute="_compute_name", store=True, readonly=False, precompute=True,
+        help="How this mailbox is shown in Odoo. Defaults to the email address.")
     email = fields.Char(string="Email Address", required=True, tracking=True)
     user_id = fields.Many2one(
         "res.users", string="Owner", required=True, index=True, tracking=True,
@@ -38,7 +57,12 @@ class MailsyncMailbox(models.Model):
     company_id = fields.Many2one(
         "res.company", required=True, default=lambda self: self.env.company, index=True)
     active = fields.Boolean(default=True)
-    provider = fields.Selection(selection="_selection_provider", default="custom", required=True)
+    provider = fields.Selection(
+        selection="_selection_provider", string="Provider", default="custom", required=True,
+        help="Choosing a provider fills in its servers. The email address suggests one.")
+    provider_hint = fields.Text(
+        compute="_compute_provider_hint",
+        help="How to get an app password and what to know about this provider.")
 
     # IMAP endpoint
     imap_host = fields.Char(string="IMAP Server")
@@ -57,7 +81,9 @@ class MailsyncMailbox(models.Model):
              "e.g. for a self-hosted server with a private CA. Certificates are always verified.")
 
     # Credentials: the secret itself is write-only, see the vault.
-    login = fields.Char(help="Defaults to the email address.")
+    login = fields.Char(
+        compute="_compute_login", store=True, readonly=False, precompute=True,
+        help="User name for IMAP and SMTP. Defaults to the email address.")
     auth_method = fields.Selection(
         [("password", "Password"), ("app_password", "App Password")],
         default="app_password", required=True)
@@ -87,13 +113,405 @@ class MailsyncMailbox(models.Model):
         string="Debug Log",
         help="Record protocol detail in the sync log (secrets are always redacted).")
 
+    # Last connection test, one entry per step (see mailsync.diagnostics). Kept
+    # as JSON on the mailbox rather than as child records: it is replaced as a
+    # whole by every test and only ever shown, never searched.
+    connection_report = fields.Json(copy=False, readonly=True)
+    connection_report_html = fields.Html(
+        string="Connection Test Report", compute="_compute_connection_report_html",
+        sanitize=True)
+    connection_tested_at = fields.Datetime(string="Last Tested", copy=False, readonly=True)
+
     folder_ids = fields.One2many("mailsync.folder", "mailbox_id", string="Folders")
+    folder_sync_count = fields.Integer(
+        string="Synced Folders", compute="_compute_folder_sync_count")
     log_ids = fields.One2many("mailsync.log", "mailbox_id", string="Log")
+
+    # ------------------------------------------------------------
+    # Compute and onchange
+    # ------------------------------------------------------------
 
     @api.model
     def _selection_provider(self):
-        from ..mailsync import presets
         return [(key, preset.label) for key, preset in presets.PRESETS.items()]
+
+    @api.depends("email")
+    def _compute_name(self):
+        # Follow the address while the name is empty or still an address (the
+        # one filled in before); a name the user chose ("Sales inbox") stays.
+        for mailbox in self:
+            email = (mailbox.email or "").strip()
+            if email and (not mailbox.name or "@" in mailbox.name):
+                mailbox.name = email
+
+    @api.depends("email")
+    def _compute_login(self):
+        # Nearly every provider logs in with the address. A login that is not
+        # an address (self-hosted "jdoe") is the user's choice and stays.
+        for mailbox in self:
+            email = (mailbox.email or "").strip()
+            if email and (not mailbox.login or "@" in mailbox.login):
+                mailbox.login = email
+
+    @api.depends("provider")
+    def _compute_provider_hint(self):
+        for mailbox in self:
+            preset = presets.PRESETS.get(mailbox.provider or "custom")
+            parts = [getattr(preset, "app_password_hint", None), getattr(preset, "notes", None)]
+            mailbox.provider_hint = "\n\n".join(part for part in parts if part) or False
+
+    @api.depends("connection_report")
+    def _compute_connection_report_html(self):
+        for mailbox in self:
+            mailbox.connection_report_html = self._render_connection_report(mailbox.connection_report)
+
+    @api.depends("folder_ids.sync_enabled")
+    def _compute_folder_sync_count(self):
+        counts = dict(self.env["mailsync.folder"]._read_group(
+            [("mailbox_id", "in", self.ids), ("sync_enabled", "=", True)],
+            ["mailbox_id"], ["__count"]))
+        for mailbox in self:
+            mailbox.folder_sync_count = counts.get(mailbox._origin, 0)
+
+    @api.onchange("provider")
+    def _onchange_provider(self):
+        # "Custom" keeps whatever was typed: switching to it must not wipe a
+        # configuration the user is adapting from a preset.
+        if self.provider and self.provider != "custom":
+            self._apply_preset(presets.PRESETS[self.provider])
+
+    @api.onchange("email")
+    def _onchange_email_suggest_provider(self):
+        email = (self.email or "").strip()
+        key = email and presets.suggest_preset(email)
+        if not key or key == "custom" or key == self.provider:
+            return
+        # Suggest only over a configuration the user has not made their own:
+        # Custom (or nothing) chosen, or a preset left exactly as it filled the form.
+        current = presets.PRESETS.get(self.provider) if self.provider not in (False, "custom") else None
+        if current is None or self._matches_preset(current):
+            self.provider = key
+            self._apply_preset(presets.PRESETS[key])
+
+    def _apply_preset(self, preset):
+        self.update({
+            "imap_host": preset.imap_host,
+            "imap_port": preset.imap_port,
+            "imap_security": preset.imap_security,
+            "smtp_host": preset.smtp_host,
+            "smtp_port": preset.smtp_port,
+            "smtp_security": preset.smtp_security,
+        })
+
+    def _matches_preset(self, preset):
+        return (self.imap_host, self.imap_port, self.imap_security,
+                self.smtp_host, self.smtp_port, self.smtp_security) == (
+            preset.imap_host, preset.imap_port, preset.imap_security,
+            preset.smtp_host, preset.smtp_port, preset.smtp_security)
+
+    # ------------------------------------------------------------
+    # Constraints
+    # ------------------------------------------------------------
+
+    @api.constrains("imap_security", "smtp_security", "allow_unencrypted")
+    def _check_unencrypted(self):
+        for mailbox in self:
+            if "none" in (mailbox.imap_security, mailbox.smtp_security) and not mailbox.allow_unencrypted:
+                raise ValidationError(_(
+                    "%(mailbox)s: security \"None\" sends the password and every message "
+                    "unencrypted over the network. Choose SSL/TLS or STARTTLS; only if the "
+                    "server really offers neither, tick \"I understand the password travels "
+                    "unencrypted\".", mailbox=mailbox.display_name))
+
+    @api.constrains("imap_port", "smtp_port")
+    def _check_ports(self):
+        for mailbox in self:
+            for protocol, port in (("IMAP", mailbox.imap_port), ("SMTP", mailbox.smtp_port)):
+                if not 1 <= port <= 65535:
+                    raise ValidationError(_(
+                        "%(mailbox)s: the %(protocol)s port must be between 1 and 65535 "
+                        "(usual: IMAP 993 or 143, SMTP 465 or 587).",
+                        mailbox=mailbox.display_name, protocol=protocol))
+
+    # ------------------------------------------------------------
+    # CRUD
+    # ------------------------------------------------------------
+
+    def write(self, vals):
+        # The record rules let a user edit their own mailboxes; without this, a
+        # rep could hand a mailbox (and its credential) over to a colleague.
+        if "user_id" in vals and not self.env.su and not self.env.user.has_group(
+                "imap_sent_sync.group_mailsync_manager"):
+            if any(mailbox.user_id.id != vals["user_id"] for mailbox in self):
+                raise AccessError(_("Only an Email Sync manager can change the owner of a mailbox."))
+        return super().write(vals)
+
+    # ------------------------------------------------------------
+    # Actions
+    # ------------------------------------------------------------
+
+    def action_test_connection(self):
+        """Run every connection-test step, store the report, update state and folders."""
+        self.ensure_one()
+        report = self._run_connection_test()
+        if report.ok:
+            selected = self.folder_ids.filtered("sync_enabled").mapped("name")
+            return self._notification(
+                "success", _("Connection OK"),
+                _("Every step passed. %(count)s folders found; selected for sync: %(selected)s.",
+                  count=len(self.folder_ids.filtered("exists_on_server")),
+                  selected=", ".join(selected) or _("none")))
+        failed = self._first_failed_step(self.connection_report)
+        return self._notification(
+            "danger", _("Connection test failed"),
+            "%s: %s" % (failed["label"], failed["message"]) if failed else self.last_error,
+            sticky=True)
+
+    def action_refresh_folders(self):
+        """List the server's folders again and update the folder records."""
+        self.ensure_one()
+        self.check_access("write")
+        from ..mailsync import folders as mailsync_folders
+        from ..mailsync import imap as mailsync_imap
+        from ..mailsync.errors import MailsyncError
+
+        endpoint = self._get_imap_endpoint()
+        started = time.monotonic()
+        with capture_protocol_log(self.debug_logging, [endpoint.secret]) as protocol_lines:
+            try:
+                with mailsync_imap.imap_session(endpoint) as client:
+                    folder_infos = mailsync_folders.list_folders(client)
+            except MailsyncError as error:
+                folder_infos, failure = None, error
+        duration_ms = int((time.monotonic() - started) * 1000)
+        if folder_infos is None:
+            message = " ".join(filter(None, [failure.message, failure.hint]))
+            self.env["mailsync.log"]._record(
+                self, "folders", "failure", message, duration_ms=duration_ms,
+                detail=protocol_lines, secrets=[endpoint.secret])
+            return self._notification("danger", _("Could not list the folders"), message, sticky=True)
+        created, vanished = self._update_folders(folder_infos)
+        message = _("%(count)s folders listed: %(created)s new, %(vanished)s no longer on the server.",
+                    count=len(folder_infos), created=created, vanished=vanished)
+        self.env["mailsync.log"]._record(
+            self, "folders", "success", message, duration_ms=duration_ms,
+            detail=protocol_lines, secrets=[endpoint.secret])
+        return self._notification("success", _("Folders refreshed"), message)
+
+    # ------------------------------------------------------------
+    # Business methods
+    # ------------------------------------------------------------
+
+    def _get_network_timeout(self):
+        value = self.env["ir.config_parameter"].sudo().get_param("imap_sent_sync.network_timeout")
+        try:
+            return float(value) if value else DEFAULT_TIMEOUT
+        except ValueError:
+            return DEFAULT_TIMEOUT
+
+    def _get_login(self):
+        return (self.login or self.email or "").strip()
+
+    def _get_endpoint(self, protocol):
+        from ..mailsync.errors import MailsyncError
+
+        self.ensure_one()
+        host = self[f"{protocol}_host"]
+        if not (host or "").strip():
+            raise UserError(_(
+                "%(mailbox)s: enter the %(protocol)s server first (or choose your provider).",
+                mailbox=self.display_name, protocol=protocol.upper()))
+        if not self.has_secret:
+            raise UserError(_(
+                "%(mailbox)s: enter the password first. For most providers (Gmail, Outlook, "
+                "Yahoo, iCloud...) this is an app password, not your normal password.",
+                mailbox=self.display_name))
+        try:
+            return Endpoint(
+                host=host,
+                port=self[f"{protocol}_port"],
+                security=self[f"{protocol}_security"],
+                login=self._get_login(),
+                secret=self._get_secret(),
+                ca_pem=self.ca_pem or None,
+                timeout=self._get_network_timeout(),
+                allow_unencrypted=self.allow_unencrypted,
+            )
+        except MailsyncError as error:
+            raise UserError("%s: %s" % (self.display_name, " ".join(
+                filter(None, [error.message, error.hint])))) from None
+
+    def _get_imap_endpoint(self):
+        """The mailbox's IMAP server as a ``mailsync`` Endpoint, secret included.
+
+        Raises UserError when the mailbox is not configured enough to connect.
+        The Endpoint holds the clear secret: keep it in local variables only.
+        """
+        return self._get_endpoint("imap")
+
+    def _get_smtp_endpoint(self):
+        """The mailbox's SMTP submission server as a ``mailsync`` Endpoint (see above)."""
+        return self._get_endpoint("smtp")
+
+    def _run_connection_test(self):
+        """Run ``mailsync.diagnostics`` and record everything it found.
+
+        Never raises on a failed step: the report, the state and the log line
+        must be committed so the user sees why it failed.
+        """
+        self.ensure_one()
+        self.check_access("write")
+        from ..mailsync import diagnostics
+
+        imap = self._get_imap_endpoint()
+        # SMTP is optional: a mailbox can be used for inbound sync only; its
+        # steps then show as skipped.
+        smtp = self._get_smtp_endpoint() if (self.smtp_host or "").strip() else None
+        secrets = [imap.secret]
+        preset_key = self.provider if self.provider != "custom" else None
+        started = time.monotonic()
+        with capture_protocol_log(self.debug_logging, secrets) as protocol_lines:
+            report = diagnostics.run_connection_test(imap, smtp, preset_key=preset_key)
+        duration_ms = int((time.monotonic() - started) * 1000)
+
+        steps = [{
+            "key": step.key,
+            "label": step.label,
+            "ok": step.ok,
+            "message": redact(step.message or "", secrets),
+            "hint": redact(step.hint or "", secrets),
+            "duration_ms": int(step.duration_ms or 0),
+            "reason": getattr(step, "reason", None),
+        } for step in report.steps]
+        folders_listed = any(step.key == "imap_folders" and step.ok for step in report.steps)
+        if folders_listed:
+            # Only a successful listing says anything about which folders exist;
+            # an earlier failure must not mark every known folder as vanished.
+            self._update_folders(report.folders)
+
+        failed = self._first_failed_step({"steps": steps})
+        vals = {
+            "connection_report": {"ok": report.ok, "steps": steps},
+            "connection_tested_at": fields.Datetime.now(),
+            "last_error": False if report.ok else " ".join(
+                filter(None, [failed and failed["message"], failed and failed["hint"]])),
+        }
+        # A paused mailbox stays paused: testing it must not restart its sync.
+        if self.state != "paused":
+            vals["state"] = "connected" if report.ok else "error"
+        self.write(vals)
+
+        if report.ok:
+            message = _("All steps passed (%(count)s folders).", count=len(report.folders))
+        else:
+            message = _("Failed at \"%(step)s\": %(error)s",
+                        step=failed["label"] if failed else "?", error=vals["last_error"])
+        detail = None
+        if self.debug_logging:
+            detail = [
+                "%s %s (%s ms): %s %s" % (
+                    {True: "OK  ", False: "FAIL", None: "SKIP"}[step["ok"]], step["key"],
+                    step["duration_ms"], step["message"], step["hint"])
+                for step in steps
+            ] + [
+                "IMAP capabilities: %s" % " ".join(getattr(report, "capabilities", ()) or ()),
+                "SMTP features: %s" % " ".join(getattr(report, "smtp_features", ()) or ()),
+                "",
+            ] + protocol_lines
+        self.env["mailsync.log"]._record(
+            self, "connection_test", "success" if report.ok else "failure", message,
+            duration_ms=duration_ms, detail=detail, secrets=secrets)
+        return report
+
+    def _update_folders(self, folder_infos):
+        """Mirror the server's folder list (``mailsync.folders.FolderInfo``) into folder records.
+
+        New folders are created, known ones get their detected role and flags
+        refreshed, folders no longer listed are flagged, not deleted: their
+        sync state must survive a rename back or a temporary glitch. The sync
+        state and the user's choices (sync flag, a role they corrected) are
+        never reset. Returns (number created, number newly vanished).
+        """
+        self.ensure_one()
+        self.check_access("write")
+        # Users may not create or flag folders themselves (see ir.model.access):
+        # folders come from the server only.
+        Folder = self.env["mailsync.folder"].sudo()
+        existing = {folder.path: folder for folder in Folder.search([("mailbox_id", "=", self.id)])}
+        seen = set()
+        to_create = []
+        for info in folder_infos:
+            # \Noselect folders (e.g. Gmail's "[Gmail]" parent) hold no mail.
+            if not info.selectable or info.path in seen:
+                continue
+            seen.add(info.path)
+            vals = {
+                "delimiter": info.delimiter or False,
+                "flags": " ".join(info.flags) or False,
+                "role_detected": info.role,
+                "exists_on_server": True,
+            }
+            folder = existing.get(info.path)
+            if folder is None:
+                to_create.append(dict(
+                    vals, mailbox_id=self.id, path=info.path, role=info.role,
+                    sync_enabled=info.role in DEFAULT_SYNC_ROLES))
+                continue
+            if folder.role == folder.role_detected or not folder.role_detected:
+                vals["role"] = info.role
+            changed = {name: value for name, value in vals.items() if folder[name] != value}
+            if changed:
+                folder.write(changed)
+        if to_create:
+            Folder.create(to_create)
+        vanished = Folder.browse(
+            folder.id for path, folder in existing.items()
+            if path not in seen and folder.exists_on_server)
+        vanished.write({"exists_on_server": False})
+        return len(to_create), len(vanished)
+
+    @api.model
+    def _first_failed_step(self, report):
+        return next((step for step in (report or {}).get("steps", []) if step.get("ok") is False), None)
+
+    @api.model
+    def _render_connection_report(self, report):
+        if not report or not report.get("steps"):
+            return False
+        rows = []
+        for step in report["steps"]:
+            icon, css = {True: ("\u2713", "text-success"), False: ("\u2717", "text-danger")}.get(
+                step.get("ok"), ("\u2013", "text-muted"))
+            status = {True: _("passed"), False: _("failed")}.get(step.get("ok"), _("skipped"))
+            hint = step.get("hint") or ""
+            rows.append(
+                '<tr><td class="%(css)s fw-bold" title="%(status)s">%(icon)s</td>'
+                '<td class="text-nowrap">%(label)s</td>'
+                '<td>%(message)s%(hint)s</td>'
+                '<td class="text-muted text-end text-nowrap">%(duration)s</td></tr>' % {
+                    "css": css, "icon": icon, "status": html.escape(status),
+                    "label": html.escape(step.get("label") or step.get("key") or ""),
+                    "message": html.escape(step.get("message") or ""),
+                    "hint": ('<div class="text-muted small">%s</div>' % html.escape(hint)) if hint else "",
+                    "duration": ("%s ms" % step["duration_ms"]) if step.get("ok") is not None else "",
+                })
+        return Markup(
+            '<table class="table table-sm o_mailsync_report mb-0"><tbody>%s</tbody></table>'
+            % "".join(rows))
+
+    def _notification(self, kind, title, message, sticky=False):
+        # soft_reload so the form shows the new state, report and folders.
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "type": kind,
+                "title": title,
+                "message": message,
+                "sticky": sticky,
+                "next": {"type": "ir.actions.client", "tag": "soft_reload"},
+            },
+        }
 
     # ------------------------------------------------------------
     # Credentials
