@@ -18,6 +18,9 @@
         "views/mailsync_log_views.xml",
         "views/res_config_settings_views.xml",
         "views/mailsync_menus.xml",
+        # Outbound
+        "data/ir_cron_outbox.xml",
+        "views/mailsync_outbox_views.xml",
     ],
     "application": True,
     "installable": True,

@@ -11,6 +11,8 @@ from ..mailsync import presets, vault
 from ..mailsync.endpoint import Endpoint
 from ..mailsync.redact import redact
 from .mailsync_log import capture_protocol_log
+from .mailsync_outbox import (  # Outbound
+    CONTENT_SELECTION, ERROR_POLICY_SELECTION, FREQUENCY_SELECTION)
 
 _logger = logging.getLogger(__name__)
 
@@ -126,6 +128,65 @@ class MailsyncMailbox(models.Model):
     folder_sync_count = fields.Integer(
         string="Synced Folders", compute="_compute_folder_sync_count")
     log_ids = fields.One2many("mailsync.log", "mailbox_id", string="Log")
+
+    # Outbound: mail sent from Odoo goes out through this mailbox's SMTP (a
+    # linked ir.mail_server) and a copy is filed in its Sent folder (see
+    # mailsync.outbox). Defaults come from Settings.
+    mail_server_id = fields.Many2one(
+        "ir.mail_server", string="Outgoing Mail Server", readonly=True, copy=False,
+        help="Created when the mailbox is connected: Odoo sends mail from this address "
+             "through the mailbox's SMTP server. Its password stays encrypted in the mailbox.")
+    sent_copy_enabled = fields.Boolean(
+        string="Save Sent Copies", default=True,
+        help="File a copy of every email sent from Odoo through this mailbox in its Sent "
+             "folder, so phone and desktop clients show it too.")
+    sent_copy_frequency = fields.Selection(
+        FREQUENCY_SELECTION, string="Save Copies", required=True,
+        default=lambda self: self.env["mailsync.outbox"]._global_option("frequency"))
+    sent_copy_content = fields.Selection(
+        CONTENT_SELECTION, string="Copy Content", required=True,
+        default=lambda self: self.env["mailsync.outbox"]._global_option("content"))
+    sent_copy_attachments = fields.Boolean(
+        string="Keep Attachments",
+        default=lambda self: self.env["mailsync.outbox"]._global_option("attachments"))
+    sent_copy_max_attachment_mb = fields.Float(
+        string="Largest Attachment Kept (MB)",
+        default=lambda self: self.env["mailsync.outbox"]._global_option("max_attachment_mb"),
+        help="Larger attachments are replaced by a short note in the copy. 0: no limit.")
+    sent_copy_internal = fields.Boolean(
+        string="Copy Internal Notifications",
+        default=lambda self: self.env["mailsync.outbox"]._global_option("internal"),
+        help="Also file the notifications Odoo emails to colleagues (followers).")
+    sent_copy_mass_mailing = fields.Boolean(
+        string="Copy Mass Mailings",
+        default=lambda self: self.env["mailsync.outbox"]._global_option("mass_mailing"))
+    sent_copy_error_policy = fields.Selection(
+        [("default", "Global Setting")] + ERROR_POLICY_SELECTION, string="When Saving Fails",
+        default="default", required=True,
+        help="Retry: try again with growing delays, then notify you. Skip: give up on that "
+             "copy at once (logged). Either way sending is never blocked, and copies wait "
+             "while the server is unreachable.")
+    sent_copy_max_attempts = fields.Integer(
+        string="Max Attempts", help="Attempts per copy before giving up. 0: global setting.")
+    sent_copy_failures = fields.Integer(
+        string="Consecutive Connection Failures", readonly=True, copy=False)
+    sent_folder_id = fields.Many2one(
+        "mailsync.folder", string="Sent Copies Folder", copy=False,
+        domain="[('mailbox_id', '=', id)]",
+        help="Empty: the mailbox's Sent folder (a top-level \"Sent\" is created when the "
+             "server has none).")
+    sent_folder_reply_id = fields.Many2one(
+        "mailsync.folder", string="Folder for Replies", copy=False,
+        domain="[('mailbox_id', '=', id)]")
+    sent_folder_new_id = fields.Many2one(
+        "mailsync.folder", string="Folder for New Conversations", copy=False,
+        domain="[('mailbox_id', '=', id)]")
+    sent_folder_internal_id = fields.Many2one(
+        "mailsync.folder", string="Folder for Internal Notifications", copy=False,
+        domain="[('mailbox_id', '=', id)]")
+    outbox_ids = fields.One2many("mailsync.outbox", "mailbox_id", string="Sent Copies")
+    outbox_queued_count = fields.Integer(compute="_compute_outbox_counts")
+    outbox_failed_count = fields.Integer(compute="_compute_outbox_counts")
 
     # ------------------------------------------------------------
     # Compute and onchange
@@ -244,7 +305,11 @@ class MailsyncMailbox(models.Model):
                 "imap_sent_sync.group_mailsync_manager"):
             if any(mailbox.user_id.id != vals["user_id"] for mailbox in self):
                 raise AccessError(_("Only an Email Sync manager can change the owner of a mailbox."))
-        return super().write(vals)
+        result = super().write(vals)
+        # Outbound: keep the linked outgoing mail server in step with the mailbox.
+        if self._outbound_server_fields.intersection(vals):
+            self._outbound_sync_mail_server()
+        return result
 
     # ------------------------------------------------------------
     # Actions
@@ -670,3 +735,75 @@ class MailsyncMailbox(models.Model):
         # never the secret itself.
         self.ensure_one()
         self.env["mailsync.log"]._record(self, "credentials", outcome, message)
+
+    # ------------------------------------------------------------
+    # Outbound
+    # ------------------------------------------------------------
+
+    # Changes to these fields update the linked ir.mail_server.
+    _outbound_server_fields = {
+        "state", "active", "email", "name", "login", "smtp_host", "smtp_port", "smtp_security"}
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        mailboxes = super().create(vals_list)
+        mailboxes.filtered(lambda m: m.state != "draft")._outbound_sync_mail_server()
+        return mailboxes
+
+    def _compute_outbox_counts(self):
+        counts = {(mailbox.id, state): count for mailbox, state, count in
+                  self.env["mailsync.outbox"]._read_group(
+                      [("mailbox_id", "in", self.ids), ("state", "in", ("queued", "failed"))],
+                      ["mailbox_id", "state"], ["__count"])}
+        for mailbox in self:
+            mailbox.outbox_queued_count = counts.get((mailbox.id, "queued"), 0)
+            mailbox.outbox_failed_count = counts.get((mailbox.id, "failed"), 0)
+
+    def action_view_outbox(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "imap_sent_sync.action_mailsync_outbox")
+        action["domain"] = [("mailbox_id", "=", self.id)]
+        action["context"] = {"default_mailbox_id": self.id, "search_default_not_done": 1}
+        return action
+
+    def _outbound_sync_mail_server(self):
+        """Create, update or archive the ir.mail_server that sends as this mailbox.
+
+        Active while the mailbox is usable (connected, paused or in error: a
+        sync problem is not a reason to send from another address). The
+        password is not copied: ir.mail_server keeps it in clear, so the
+        connection takes it from the vault (see ir.mail_server.connect).
+        """
+        Server = self.env["ir.mail_server"].sudo().with_context(active_test=False)
+        for mailbox in self.sudo():
+            server = mailbox.mail_server_id.with_context(active_test=False) or Server.search(
+                [("mailsync_mailbox_id", "=", mailbox.id)], limit=1)
+            usable = (mailbox.active and mailbox.state in ("connected", "paused", "error")
+                      and (mailbox.smtp_host or "").strip() and mailbox.email)
+            if not usable:
+                if server.active:
+                    server.active = False
+                continue
+            vals = {
+                "name": _("%s (Email Sync)", mailbox.email),
+                "smtp_host": mailbox.smtp_host.strip(),
+                "smtp_port": mailbox.smtp_port,
+                "smtp_encryption": mailbox.smtp_security,
+                "smtp_authentication": "login",
+                "smtp_user": mailbox._get_login(),
+                "smtp_pass": False,
+                "from_filter": mailbox.email.strip(),
+                "sequence": 5,
+                "active": True,
+                "mailsync_mailbox_id": mailbox.id,
+            }
+            if server:
+                current = server.read(list(vals), load=None)[0]
+                changed = {key: value for key, value in vals.items() if current[key] != value}
+                if changed:
+                    server.write(changed)
+            else:
+                server = Server.create(vals)
+            if mailbox.mail_server_id != server:
+                mailbox.mail_server_id = server
