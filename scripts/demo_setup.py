@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 info = json.loads(Path(os.environ["DEMO_RIG_INFO"]).read_text().splitlines()[0])
-demo_account = next(u for u in info["users"] if u["address"].startswith("demo@"))
+demo_account = next(u for u in info["users"] if u["login"].startswith("demo@"))
 ca_pem = Path(info["ca_file"]).read_text()
 
 rep = env.ref("base.user_demo")
@@ -15,10 +15,10 @@ rep.write({"groups_id": [(4, env.ref("imap_sent_sync.group_mailsync_user").id)]}
 manager.write({"groups_id": [(4, env.ref("imap_sent_sync.group_mailsync_manager").id)]})
 
 Mailbox = env["mailsync.mailbox"].sudo()
-mailbox = Mailbox.search([("email", "=", demo_account["address"])], limit=1)
+mailbox = Mailbox.search([("email", "=", demo_account["login"])], limit=1)
 values = {
     "name": "Demo mailbox (local Dovecot)",
-    "email": demo_account["address"],
+    "email": demo_account["login"],
     "user_id": rep.id,
     "provider": "custom",
     "imap_host": info["host"],
