@@ -1,0 +1,1 @@
+"""Benchmark scripts (not tests): they print a table and write JSON to bench/results/."""
