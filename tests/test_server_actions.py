@@ -350,6 +350,9 @@ def test_detect_removed_and_where_they_went(rig, layout):
         phone.uid_expunge([u_exp])
     known = [u_trash, u_arch, u_exp, u_keep]
     with rig.imap_client(user) as c:
+        # A sync session has usually opened folders already: ENABLE QRESYNC
+        # is only legal outside a folder, removed_uids leaves it (UNSELECT).
+        c.select_folder("Drafts" if layout != "gmail" else "[Gmail]/Drafts", readonly=True)
         log = CommandLog(c)
         scan = sa.removed_uids(c, "INBOX", known, uidvalidity=uidvalidity, modseq=modseq)
         log.detach()

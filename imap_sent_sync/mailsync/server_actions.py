@@ -52,7 +52,7 @@ __all__ = [
     "ServerActionError", "ActionResult", "RemovalScan", "move_to_trash", "archive",
     "move_messages", "copy_delete_expunge", "uid_expunge", "resolve_trash_folder",
     "resolve_archive_folder", "ensure_folder", "removed_uids", "locate_message_ids",
-    "classify_removed", "message_id_key", "server_capabilities",
+    "classify_removed", "message_id_key", "server_capabilities", "enable_qresync",
 ]
 
 DELETED = b"\\Deleted"
@@ -526,6 +526,30 @@ def archive(client, folder, uids, archive_folder=None, **kwargs):
 
 # --------------------------------------------------------------------------- detection
 
+def enable_qresync(client):
+    """ENABLE QRESYNC on this connection, even when a folder is selected.
+
+    RFC 5161 allows ENABLE only in the authenticated state; a sync session
+    has usually EXAMINEd folders already, so leave the folder first with
+    UNSELECT (RFC 3691: unlike CLOSE it never expunges).
+    """
+    if getattr(client, "_mailsync_qresync", False):
+        return True
+    if not inbound.has_qresync(client):
+        return False
+    if inbound.enable_qresync(client):
+        return True
+    if not client.has_capability("UNSELECT"):
+        return False
+    try:
+        client.unselect_folder()
+    except IMAPClientAbortError:
+        raise
+    except IMAPClientError:
+        return False
+    return inbound.enable_qresync(client)
+
+
 def removed_uids(client, folder, known_uids, *, uidvalidity=None, modseq=None):
     """Which of ``known_uids`` are no longer in ``folder`` (opened read-only).
 
@@ -538,7 +562,7 @@ def removed_uids(client, folder, known_uids, *, uidvalidity=None, modseq=None):
     the inbound resync re-maps those copies by Message-ID.
     """
     known = sorted(set(int(u) for u in known_uids if u))
-    qresync = bool(modseq) and inbound.enable_qresync(client)
+    qresync = bool(modseq) and bool(known) and enable_qresync(client)
     try:
         info = inbound.examine(client, folder)
     except IMAPClientAbortError:
