@@ -21,6 +21,8 @@
         # Outbound
         "data/ir_cron_outbox.xml",
         "views/mailsync_outbox_views.xml",
+        # Inbound sync
+        "data/ir_cron_inbound.xml",
     ],
     "application": True,
     "installable": True,

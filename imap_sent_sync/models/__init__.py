@@ -7,3 +7,8 @@ from . import mailsync_vault
 from . import mailsync_outbox
 from . import ir_mail_server
 from . import mail_mail
+# Inbound sync
+from . import mailsync_link
+from . import mailsync_sync_importer
+from . import mailsync_sync
+from . import mailsync_sync_mail_message

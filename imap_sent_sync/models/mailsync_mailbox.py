@@ -129,6 +129,59 @@ class MailsyncMailbox(models.Model):
         string="Synced Folders", compute="_compute_folder_sync_count")
     log_ids = fields.One2many("mailsync.log", "mailbox_id", string="Log")
 
+    # Inbound sync: mail with contacts into the chatter (see mailsync.sync).
+    # Options default to the Settings values when the mailbox is created.
+    sync_frequency = fields.Selection([
+        ("5min", "Every 5 minutes"),
+        ("15min", "Every 15 minutes"),
+        ("60min", "Hourly"),
+        ("manual", "Manual (Sync Now only)"),
+    ], string="Check for New Mail", required=True,
+        default=lambda self: self._inbound_default("sync_frequency", "15min"))
+    backfill_days = fields.Integer(
+        string="Backfill Window (days)",
+        default=lambda self: int(self._inbound_default("backfill_days", 60) or 0),
+        help="How far back the first import goes: mail received in the last N days.")
+    import_content = fields.Selection(
+        [("full", "Full content"), ("text", "Text only"), ("headers", "Headers only")],
+        string="Imported Content", required=True,
+        default=lambda self: self._inbound_default("import_content", "full"))
+    import_attachments = fields.Boolean(
+        string="Import Attachments",
+        default=lambda self: self._inbound_default("import_attachments", "keep") != "drop")
+    import_max_attachment_mb = fields.Integer(
+        string="Max Attachment Size (MB)",
+        default=lambda self: int(self._inbound_default("import_max_attachment_mb", 25) or 0),
+        help="Larger attachments are left out; the chatter entry lists them. 0 = no limit.")
+    import_internal = fields.Boolean(
+        string="Include Internal Mail",
+        default=lambda self: bool(self._inbound_default("import_internal", False)),
+        help="Also import mail exchanged with internal users (colleagues), on their contact.")
+    sync_requested = fields.Boolean(copy=False, readonly=True)
+    last_poll_at = fields.Datetime(string="Last Checked", copy=False, readonly=True)
+    sync_failures = fields.Integer(copy=False, readonly=True)
+    sync_retry_at = fields.Datetime(string="Retry At", copy=False, readonly=True)
+    sync_error = fields.Text(string="Last Sync Error", copy=False, readonly=True)
+    backfill_state = fields.Selection([
+        ("none", "Not Started"),
+        ("scanning", "Checking Messages"),
+        ("importing", "Importing"),
+        ("done", "Done"),
+    ], string="Backfill", default="none", required=True, copy=False, readonly=True)
+    backfill_since = fields.Date(copy=False, readonly=True)
+    backfill_total = fields.Integer(string="Messages in Window", copy=False, readonly=True)
+    backfill_scanned = fields.Integer(string="Messages Checked", copy=False, readonly=True)
+    backfill_matched = fields.Integer(string="Messages With Contacts", copy=False, readonly=True)
+    backfill_imported = fields.Integer(string="Messages Imported", copy=False, readonly=True)
+    backfill_progress = fields.Float(compute="_compute_backfill_progress")
+    backfill_started_at = fields.Datetime(copy=False, readonly=True)
+    backfill_finished_at = fields.Datetime(copy=False, readonly=True)
+    preview_total = fields.Integer(string="Preview: Messages in Window", copy=False, readonly=True)
+    preview_matched = fields.Integer(string="Preview: With Contacts", copy=False, readonly=True)
+    preview_complete = fields.Boolean(copy=False, readonly=True)
+    preview_date = fields.Datetime(string="Previewed On", copy=False, readonly=True)
+    link_count = fields.Integer(string="Synced Emails", compute="_compute_link_count")
+
     # Outbound: mail sent from Odoo goes out through this mailbox's SMTP (a
     # linked ir.mail_server) and a copy is filed in its Sent folder (see
     # mailsync.outbox). Defaults come from Settings.
@@ -807,3 +860,146 @@ class MailsyncMailbox(models.Model):
                 server = Server.create(vals)
             if mailbox.mail_server_id != server:
                 mailbox.mail_server_id = server
+
+    # ------------------------------------------------------------
+    # Inbound sync (engine: mailsync.sync, mailsync.importer)
+    # ------------------------------------------------------------
+
+    @api.model
+    def _inbound_default(self, key, default):
+        """Global default from Settings (ir.config_parameter), else ``default``."""
+        value = self.env["ir.config_parameter"].sudo().get_param("imap_sent_sync.%s" % key)
+        if value in (None, False, ""):
+            return default
+        if value in ("True", "False"):
+            return value == "True"
+        return value
+
+    @api.depends("backfill_state", "backfill_total", "backfill_scanned",
+                 "backfill_matched", "backfill_imported")
+    def _compute_backfill_progress(self):
+        # Checking headers is ~10x cheaper than importing: weight them so the
+        # bar moves steadily over the whole run.
+        for mailbox in self:
+            if mailbox.backfill_state == "done":
+                mailbox.backfill_progress = 100.0
+            elif mailbox.backfill_state == "none":
+                mailbox.backfill_progress = 0.0
+            else:
+                scan = (min(mailbox.backfill_scanned / mailbox.backfill_total, 1.0)
+                        if mailbox.backfill_total else float(mailbox.backfill_state == "importing"))
+                imported = (min(mailbox.backfill_imported / mailbox.backfill_matched, 1.0)
+                            if mailbox.backfill_matched else 0.0)
+                mailbox.backfill_progress = round(100 * (0.2 * scan + 0.8 * imported), 1)
+
+    def _compute_link_count(self):
+        groups = self.env["mailsync.link"].sudo()._read_group(
+            [("mailbox_id", "in", self.ids), ("state", "!=", "pending")], ["mailbox_id"], ["__count"])
+        counts = {mailbox.id: count for mailbox, count in groups}
+        for mailbox in self:
+            mailbox.link_count = counts.get(mailbox.id, 0)
+
+    def _check_inbound_ready(self):
+        for mailbox in self:
+            if mailbox.state not in ("connected", "paused"):
+                raise UserError(_("Connect the mailbox %s first: run Test Connection until it "
+                                  "succeeds.", mailbox.display_name))
+            if not mailbox.has_secret:
+                raise UserError(_("No password is saved for the mailbox %s.", mailbox.display_name))
+            if not mailbox.folder_ids.filtered(lambda f: f.sync_enabled and f.exists_on_server):
+                raise UserError(_("Choose at least one folder to sync in the Folders tab of %s.",
+                                  mailbox.display_name))
+
+    def _trigger_inbound(self):
+        cron = self.env.ref("imap_sent_sync.ir_cron_mailsync_inbound", raise_if_not_found=False)
+        if cron:
+            cron.sudo()._trigger()
+
+    def action_preview_backfill(self):
+        """Count the backfill window and how much of it involves contacts,
+        reading headers only; nothing of the mail is stored."""
+        from ..mailsync.errors import MailsyncError
+        self.ensure_one()
+        self._check_inbound_ready()
+        try:
+            result = self.env["mailsync.sync"]._preview(self.sudo())
+        except MailsyncError as error:
+            raise UserError(" ".join(filter(None, [error.message, error.hint]))) from None
+        self.sudo().write({
+            "preview_total": result["total"],
+            "preview_matched": result["matched"],
+            "preview_complete": result["complete"],
+            "preview_date": fields.Datetime.now(),
+        })
+        return True
+
+    def action_start_backfill(self):
+        """Import the window's mail with contacts, newest first, in the background."""
+        self._check_inbound_ready()
+        for mailbox in self.sudo():
+            self.env["mailsync.sync"]._start_backfill(mailbox)
+            self.env["mailsync.log"]._record(
+                mailbox, "fetch", "info",
+                _("Backfill of the last %(days)s days started by %(user)s.",
+                  days=mailbox.backfill_days, user=self.env.user.name))
+        self._trigger_inbound()
+        return True
+
+    def action_sync_now(self):
+        self._check_inbound_ready()
+        self.sudo().write({"sync_requested": True, "sync_retry_at": False})
+        self._trigger_inbound()
+        return True
+
+    def action_pause(self):
+        """Stop every connection of the sync; all state is kept for Resume."""
+        for mailbox in self.sudo().filtered(lambda m: m.state in ("connected", "error")):
+            mailbox.state = "paused"
+            self.env["mailsync.log"]._record(mailbox, "fetch", "info",
+                                             _("Sync paused by %s.", self.env.user.name))
+        return True
+
+    def action_resume(self):
+        """Continue where the sync stopped: the poll catches up from each
+        folder's last UID, an unfinished backfill continues from its cursor."""
+        for mailbox in self.sudo().filtered(lambda m: m.state == "paused"):
+            if not mailbox.has_secret:
+                raise UserError(_("No password is saved for the mailbox %s.", mailbox.display_name))
+            mailbox.write({"state": "connected", "sync_requested": True, "sync_retry_at": False})
+            self.env["mailsync.log"]._record(mailbox, "fetch", "info",
+                                             _("Sync resumed by %s.", self.env.user.name))
+        self._trigger_inbound()
+        return True
+
+    def action_disconnect(self):
+        """Forget the password and stop syncing. The chatter history stays in
+        Odoo; nothing on the server is touched (no connection is even made)."""
+        for mailbox in self.sudo():
+            mailbox._clear_secret()
+            mailbox.write({"state": "disconnected", "sync_requested": False})
+            self.env["mailsync.log"]._record(
+                mailbox, "credentials", "info",
+                _("Disconnected by %s: password removed, sync stopped, history kept.",
+                  self.env.user.name))
+        return True
+
+    def action_view_synced_emails(self):
+        self.ensure_one()
+        links = self.env["mailsync.link"].sudo().search(
+            [("mailbox_id", "=", self.id), ("state", "!=", "pending")])
+        return {
+            "type": "ir.actions.act_window",
+            "name": _("Synced Emails"),
+            "res_model": "mail.message",
+            "view_mode": "list,form",
+            "domain": [("id", "in", links.mail_message_ids.ids)],
+            "context": {"create": False},
+        }
+
+    def _sync_inbound(self, max_seconds=None, max_steps=None, commit=True):
+        """Run the inbound sync of these mailboxes now, in this process, until
+        nothing is due, ``max_seconds`` passed or ``max_steps`` batches ran
+        (the cron does the same for every mailbox). ``commit``: commit after
+        each batch. Returns a RunStats."""
+        return self.env["mailsync.sync"]._run(self.sudo(), max_seconds=max_seconds,
+                                              max_steps=max_steps, commit=commit)

@@ -54,3 +54,32 @@ class ResConfigSettings(models.TransientModel):
     mailsync_sent_copy_retry_delay = fields.Integer(
         string="First retry after (seconds, doubling)",
         config_parameter="imap_sent_sync.sent_copy_retry_delay", default=60)
+
+    # Inbound sync: global defaults, copied into each new mailbox (which may
+    # override them), and the blocklist, which applies to every mailbox.
+    mailsync_import_frequency = fields.Selection(
+        [("5min", "Every 5 minutes"), ("15min", "Every 15 minutes"), ("60min", "Hourly"),
+         ("manual", "Manual (Sync Now only)")],
+        string="Check for new mail", config_parameter="imap_sent_sync.sync_frequency",
+        default="15min")
+    mailsync_backfill_days = fields.Integer(
+        string="Backfill window (days)", config_parameter="imap_sent_sync.backfill_days",
+        default=60)
+    mailsync_import_content = fields.Selection(
+        [("full", "Full content"), ("text", "Text only"), ("headers", "Headers only")],
+        string="Imported content", config_parameter="imap_sent_sync.import_content",
+        default="full")
+    mailsync_import_attachments = fields.Selection(
+        [("keep", "Import attachments"), ("drop", "Leave attachments out")],
+        string="Imported attachments", config_parameter="imap_sent_sync.import_attachments",
+        default="keep")
+    mailsync_import_max_attachment_mb = fields.Integer(
+        string="Largest attachment imported (MB, 0: no limit)",
+        config_parameter="imap_sent_sync.import_max_attachment_mb", default=25)
+    mailsync_import_internal = fields.Boolean(
+        string="Include internal mail", config_parameter="imap_sent_sync.import_internal")
+    mailsync_blocklist = fields.Char(
+        string="Never import mail with", config_parameter="imap_sent_sync.blocklist",
+        help="Addresses or domains, separated by commas or spaces: jane@example.com, "
+             "example.com (that domain), *.example.com (the domain and its subdomains). "
+             "A message with any of them among its participants is never imported.")

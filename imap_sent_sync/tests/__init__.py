@@ -5,3 +5,11 @@ from . import test_security
 from . import test_no_secret_in_logs
 from . import test_outbound_send
 from . import test_outbound_outbox
+# Inbound sync
+from . import test_inbound_backfill
+from . import test_inbound_chatter
+from . import test_inbound_dedupe
+from . import test_inbound_lifecycle
+from . import test_inbound_matching
+from . import test_inbound_poll
+from . import test_inbound_privacy
