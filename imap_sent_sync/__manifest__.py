@@ -23,7 +23,16 @@
         "views/mailsync_outbox_views.xml",
         # Inbound sync
         "data/ir_cron_inbound.xml",
+        # Propagation
+        "data/ir_cron_server_action.xml",
+        "views/mailsync_server_action_views.xml",
     ],
+    "assets": {
+        "web.assets_backend": [
+            # Propagation: chatter actions on synced emails
+            "imap_sent_sync/static/src/propagation/**/*",
+        ],
+    },
     "application": True,
     "installable": True,
 }

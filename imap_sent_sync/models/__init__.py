@@ -12,3 +12,8 @@ from . import mailsync_link
 from . import mailsync_sync_importer
 from . import mailsync_sync
 from . import mailsync_sync_mail_message
+# Propagation
+from . import res_company
+from . import mailsync_server_action
+from . import mailsync_propagation
+from . import mailsync_propagation_mail

@@ -241,6 +241,42 @@ class MailsyncMailbox(models.Model):
     outbox_queued_count = fields.Integer(compute="_compute_outbox_counts")
     outbox_failed_count = fields.Integer(compute="_compute_outbox_counts")
 
+    # Propagation: the four delete/archive rules (defaults: the company's, see
+    # res.company) and the queue of changes made on the server (see
+    # mailsync.server.action and models/mailsync_propagation.py).
+    propagate_delete_to_odoo = fields.Boolean(
+        string="Delete in Odoo when deleted in the mailbox", tracking=True,
+        default=lambda self: self.env.company.mailsync_delete_to_odoo,
+        help="Mail deleted in this mailbox (from any mail app) is deleted from Odoo too. Off: "
+             "Odoo keeps the history and only records that the server copy is gone.")
+    propagate_delete_to_mailbox = fields.Boolean(
+        string="Delete in the mailbox when deleted in Odoo", tracking=True,
+        default=lambda self: self.env.company.mailsync_delete_to_mailbox,
+        help="An email deleted in Odoo is moved to this mailbox's Trash (never erased).")
+    propagate_archive_to_odoo = fields.Boolean(
+        string="Archive in Odoo when archived in the mailbox", tracking=True,
+        default=lambda self: self.env.company.mailsync_archive_to_odoo,
+        help="Mail archived in this mailbox is hidden from the chatter (kept and searchable).")
+    propagate_archive_to_mailbox = fields.Boolean(
+        string="Archive in the mailbox when archived in Odoo", tracking=True,
+        default=lambda self: self.env.company.mailsync_archive_to_mailbox,
+        help="An email archived in Odoo is moved from the Inbox to the Archive folder "
+             "(Gmail: out of the Inbox, still in All Mail).")
+    retain_history = fields.Boolean(related="company_id.mailsync_retain_history")
+    server_action_ids = fields.One2many("mailsync.server.action", "mailbox_id",
+                                        string="Mailbox Changes")
+    server_action_queued_count = fields.Integer(compute="_compute_server_action_counts")
+    server_action_failed_count = fields.Integer(compute="_compute_server_action_counts")
+
+    @api.constrains("propagate_delete_to_odoo", "company_id")
+    def _check_propagate_delete_to_odoo(self):
+        for mailbox in self:
+            if mailbox.propagate_delete_to_odoo and mailbox.company_id.mailsync_retain_history:
+                raise ValidationError(_(
+                    "%(company)s retains email history: \"Delete in Odoo when deleted in the "
+                    "mailbox\" cannot be switched on for %(mailbox)s.",
+                    company=mailbox.company_id.name, mailbox=mailbox.display_name))
+
     # ------------------------------------------------------------
     # Compute and onchange
     # ------------------------------------------------------------

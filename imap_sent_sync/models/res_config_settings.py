@@ -1,4 +1,4 @@
-from odoo import fields, models
+from odoo import api, fields, models
 
 from .mailsync_outbox import (  # Outbound
     CONTENT_SELECTION, ERROR_POLICY_SELECTION, FREQUENCY_SELECTION)
@@ -83,3 +83,21 @@ class ResConfigSettings(models.TransientModel):
         help="Addresses or domains, separated by commas or spaces: jane@example.com, "
              "example.com (that domain), *.example.com (the domain and its subdomains). "
              "A message with any of them among its participants is never imported.")
+
+    # Propagation: company-wide defaults of new mailboxes (res.company).
+    mailsync_delete_to_odoo = fields.Boolean(
+        related="company_id.mailsync_delete_to_odoo", readonly=False)
+    mailsync_delete_to_mailbox = fields.Boolean(
+        related="company_id.mailsync_delete_to_mailbox", readonly=False)
+    mailsync_archive_to_odoo = fields.Boolean(
+        related="company_id.mailsync_archive_to_odoo", readonly=False)
+    mailsync_archive_to_mailbox = fields.Boolean(
+        related="company_id.mailsync_archive_to_mailbox", readonly=False)
+    mailsync_retain_history = fields.Boolean(
+        related="company_id.mailsync_retain_history", readonly=False)
+
+    @api.onchange("mailsync_retain_history")
+    def _onchange_mailsync_retain_history(self):
+        # Compliance forbids deleting history because of a mailbox delete.
+        if self.mailsync_retain_history:
+            self.mailsync_delete_to_odoo = False
