@@ -13,3 +13,7 @@ from . import test_inbound_lifecycle
 from . import test_inbound_matching
 from . import test_inbound_poll
 from . import test_inbound_privacy
+# Propagation
+from . import test_propagation_to_mailbox
+from . import test_propagation_from_mailbox
+from . import test_propagation_queue
