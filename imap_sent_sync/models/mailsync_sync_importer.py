@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from markupsafe import Markup
 
 from odoo import _, api, models
-from odoo.tools import plaintext2html
+from odoo.tools import formataddr, plaintext2html
 
 from ..mailsync import addresses, mime
 
@@ -455,15 +455,16 @@ class MailsyncImporter(models.AbstractModel):
 
     @api.model
     def _email_from(self, parsed):
+        """The sender as shown in the chatter: readable Unicode, as Odoo's own
+        mail gateway stores it (odoo.tools.formataddr with utf-8)."""
         if not parsed.from_:
             return False
         name, addr = parsed.from_[0]
         if not addr:
             return name or False
-        from email.utils import formataddr
         try:
             return formataddr((name or "", addr))
-        except Exception:  # noqa: BLE001 - odd names must not stop the import
+        except Exception:  # noqa: BLE001 - odd names or domains must not stop the import
             return addr
 
     @api.model

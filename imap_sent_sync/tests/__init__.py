@@ -7,7 +7,9 @@ from . import test_outbound_send
 from . import test_outbound_outbox
 # Inbound sync
 from . import test_inbound_backfill
+from . import test_inbound_badmail
 from . import test_inbound_chatter
+from . import test_inbound_crash
 from . import test_inbound_dedupe
 from . import test_inbound_lifecycle
 from . import test_inbound_matching

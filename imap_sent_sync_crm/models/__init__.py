@@ -1,0 +1,1 @@
+from . import mailsync_importer
