@@ -6,6 +6,7 @@ from . import test_no_secret_in_logs
 from . import test_outbound_send
 from . import test_outbound_outbox
 from . import test_outbound_chatter_once
+from . import test_outbound_mass_mailing
 # Inbound sync
 from . import test_inbound_backfill
 from . import test_inbound_badmail
