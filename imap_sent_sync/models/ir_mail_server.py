@@ -3,6 +3,7 @@ import smtplib
 
 from odoo import _, api, fields, models, modules
 from odoo.exceptions import UserError
+from odoo.tools import email_normalize
 
 _logger = logging.getLogger(__name__)
 
@@ -75,8 +76,30 @@ class IrMailServer(models.Model):
              "Sent folder.")
 
     # ------------------------------------------------------------
-    # Connection
+    # Routing and connection
     # ------------------------------------------------------------
+
+    def _find_mail_server(self, email_from, mail_servers=None):
+        """A mailbox's server sends the mail of that address, and nothing else.
+
+        Odoo falls back to "any server" when none matches an address (even one
+        configured for another domain). A rep's own SMTP must never carry
+        someone else's mail -- it would go out under the rep's login and land
+        in the rep's Sent folder -- so mailbox servers take part only in the
+        exact-address match.
+        """
+        if mail_servers is None:
+            mail_servers = self.sudo().search([], order="sequence")
+        linked = mail_servers.filtered("mailsync_mailbox_id")
+        if not linked:
+            return super()._find_mail_server(email_from, mail_servers=mail_servers)
+        normalized = email_normalize(email_from)
+        if normalized:
+            for server in linked:
+                if server.active and any(email_normalize(part) == normalized
+                                         for part in (server.from_filter or "").split(",")):
+                    return server, email_from
+        return super()._find_mail_server(email_from, mail_servers=mail_servers - linked)
 
     def connect(self, host=None, port=None, user=None, password=None, encryption=None,
                 smtp_from=None, ssl_certificate=None, ssl_private_key=None, smtp_debug=False,
@@ -129,11 +152,13 @@ class IrMailServer(models.Model):
                    smtp_ssl_certificate=None, smtp_ssl_private_key=None,
                    smtp_debug=False, smtp_session=None):
         own_session = None
-        if smtp_session is None and not smtp_server and not modules.module.current_test:
+        if smtp_session is None and not modules.module.current_test:
             # Open the session here rather than inside super(): it is the only
-            # way to see what a mailbox-linked session accepted. Same
-            # arguments, same server choice as super() would make.
+            # way to see what a mailbox-linked session accepted. Same call as
+            # super() makes, so the same server is chosen; closed below as
+            # super() would have.
             smtp_session = own_session = self.connect(
+                smtp_server, smtp_port, smtp_user, smtp_password, smtp_encryption,
                 smtp_from=message["From"], ssl_certificate=smtp_ssl_certificate,
                 ssl_private_key=smtp_ssl_private_key, smtp_debug=smtp_debug,
                 mail_server_id=mail_server_id)

@@ -349,7 +349,10 @@ class MailsyncOutbox(models.Model):
     @api.model
     def _count_due(self):
         self.env.cr.execute("""
-            SELECT count(*) FROM mailsync_outbox WHERE state = 'queued' AND next_try <= %s
+            SELECT count(*) FROM mailsync_outbox o
+              JOIN mailsync_mailbox m ON m.id = o.mailbox_id
+             WHERE o.state = 'queued' AND o.next_try <= %s
+               AND m.active AND m.state IN ('connected', 'error')
         """, (_utcnow(),))
         return self.env.cr.fetchone()[0]
 
@@ -362,14 +365,19 @@ class MailsyncOutbox(models.Model):
         different mailbox, and the locks end with the batch's commit.
         """
         self.flush_model()
+        self.env["mailsync.mailbox"].flush_model(["state", "active"])
         cr = self.env.cr
         # Wall-clock time, not now(): that is the start of the transaction,
         # which in a long transaction would hide rows queued since.
         now = _utcnow()
+        # Paused, disconnected or archived mailboxes keep their copies queued
+        # until they are connected again.
         cr.execute("""
-            SELECT mailbox_id FROM mailsync_outbox
-             WHERE state = 'queued' AND next_try <= %s
-             GROUP BY mailbox_id ORDER BY min(next_try) LIMIT 50
+            SELECT o.mailbox_id FROM mailsync_outbox o
+              JOIN mailsync_mailbox m ON m.id = o.mailbox_id
+             WHERE o.state = 'queued' AND o.next_try <= %s
+               AND m.active AND m.state IN ('connected', 'error')
+             GROUP BY o.mailbox_id ORDER BY min(o.next_try) LIMIT 50
         """, (now,))
         mailbox_ids = [row[0] for row in cr.fetchall()]
         batch_size = self._global_option("batch_size")

@@ -310,6 +310,17 @@ class TestOutboundOutbox(OutboundCase):
             self.assertEqual(row.state, "done")
             self.assertEqual(private.folder_uids(rep_box, "Sent"), [row.appended_uid])
 
+    def test_paused_mailbox_keeps_its_copies_queued_until_resumed(self):
+        mailbox, rep_box = self._connected_mailbox()
+        mailbox.state = "paused"
+        row = self._queue(mailbox, raw_message(rep_box.address))
+        self._run_cron()
+        self.assertEqual((row.state, row.attempts), ("queued", 0))
+        self.assertFalse(mailbox.log_ids.filtered(lambda l: l.operation == "append"))
+        mailbox.state = "connected"
+        self._run_cron()
+        self.assertEqual(row.state, "done")
+
     # ------------------------------------------------------------------ workers
     def test_a_mailbox_busy_in_another_worker_is_skipped(self):
         mailbox, rep_box = self._connected_mailbox()

@@ -43,6 +43,20 @@ class TestOutboundSend(OutboundCase):
         self.assertTrue(server.active)
         self.assertEqual(mailbox.mail_server_id, server, "the same server is reused")
 
+    def test_a_mailbox_server_never_carries_someone_elses_mail(self):
+        mailbox, rig_user = self._connected_mailbox()
+        Server = self.env["ir.mail_server"]
+        others = Server.search([("mailsync_mailbox_id", "=", False)])
+        others.active = False
+        # Without any other server Odoo would fall back on any server at all.
+        found, _from = Server._find_mail_server('"Olga" <olga@example.com>')
+        self.assertFalse(found)
+        generic = Server.create({"name": "Company", "smtp_host": "smtp.example.com"})
+        found, _from = Server._find_mail_server('"Olga" <olga@example.com>')
+        self.assertEqual(found, generic)
+        found, _from = Server._find_mail_server(rig_user.address.upper())
+        self.assertEqual(found, mailbox.mail_server_id)
+
     def test_draft_mailbox_has_no_server(self):
         rig_user = self.rig.add_user()
         mailbox = self._create_rig_mailbox(self.user_rep, rig_user)
