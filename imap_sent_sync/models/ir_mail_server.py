@@ -76,6 +76,18 @@ class IrMailServer(models.Model):
              "Sent folder.")
 
     # ------------------------------------------------------------
+    # CRUD
+    # ------------------------------------------------------------
+
+    def write(self, vals):
+        # smtp_pass is a clear-text column: a mailbox server never keeps one,
+        # even if someone types it in the server form (the vault has it).
+        if vals.get("smtp_pass") and (vals.get("mailsync_mailbox_id")
+                                      or any(self.mapped("mailsync_mailbox_id"))):
+            vals = dict(vals, smtp_pass=False)
+        return super().write(vals)
+
+    # ------------------------------------------------------------
     # Routing and connection
     # ------------------------------------------------------------
 

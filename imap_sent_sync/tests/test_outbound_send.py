@@ -28,6 +28,11 @@ class TestOutboundSend(OutboundCase):
         self.assertFalse(server.smtp_pass)
         self.env.cr.execute("SELECT smtp_pass FROM ir_mail_server WHERE id = %s", (server.id,))
         self.assertIsNone(self.env.cr.fetchone()[0])
+        # Typed in the server form, a password is still not stored in clear.
+        server.smtp_pass = "typed-by-an-admin"
+        server.flush_recordset()
+        self.env.cr.execute("SELECT smtp_pass FROM ir_mail_server WHERE id = %s", (server.id,))
+        self.assertIsNone(self.env.cr.fetchone()[0])
         # Routing: Odoo picks it for mail from the mailbox address.
         found, _from = self.env["ir.mail_server"]._find_mail_server(
             '"Rita Rep" <%s>' % rig_user.address)
