@@ -250,3 +250,20 @@ def test_append_to_missing_folder(rig, user):
         with pytest.raises(AppendError) as caught:
             append_message(client, "No Such Folder", b"Subject: x\r\n\r\nx\r\n")
     assert caught.value.reason == "no_folder"
+
+
+def test_imaplib_tracing_off_unless_debug_logging(rig, user):
+    """imaplib's repr() tracing would copy every fetched body (4x peak memory on a
+    25 MB message, measured by bench/bench_inbound.py); it stays on only while
+    someone listens at DEBUG."""
+    import logging
+    with imap_session(endpoint(rig, user)) as client:
+        assert client._imap.debug == 0
+    trace_logger = logging.getLogger("imapclient.imaplib")
+    previous = trace_logger.level
+    trace_logger.setLevel(logging.DEBUG)
+    try:
+        with imap_session(endpoint(rig, user)) as client:
+            assert client._imap.debug > 0
+    finally:
+        trace_logger.setLevel(previous)

@@ -40,6 +40,19 @@ _GENERIC_LOGIN_HINT = (
     "password, and some need IMAP access switched on in the mailbox settings first.")
 
 
+def quiet_imaplib_unless_debugging(client):
+    """Switch imaplib's own tracing off unless someone listens at DEBUG.
+
+    IMAPClient sets imaplib's debug level to 5, and imaplib then formats the
+    repr() of every line it reads before the logger decides to drop it: a 25 MB
+    message body costs several extra copies of itself in memory and makes a
+    full-body FETCH about twice as slow. With the mailbox's debug log on, the
+    trace is kept (and redacted).
+    """
+    if not logging.getLogger("imapclient.imaplib").isEnabledFor(logging.DEBUG):
+        client._imap.debug = 0
+
+
 def connect_imap(endpoint, *, login=True):
     """Open an IMAP connection to ``endpoint`` and log in (unless ``login=False``).
 
@@ -90,6 +103,7 @@ def open_imap(endpoint, context=None):
                             ssl_context=context, timeout=endpoint.timeout)
     except Exception as exc:
         raise connect_failure(exc, endpoint) from None
+    quiet_imaplib_unless_debugging(client)
     if endpoint.security == SECURITY_STARTTLS:
         try:
             start_tls(client, endpoint, context)
