@@ -34,3 +34,26 @@ def pytest_configure(config):
     if odoo_database:
         import odoo.modules.module
         odoo.modules.module.current_test = True
+
+
+# A skipped test is a test that did not run. scripts/test.sh sets
+# MAILSYNC_FAIL_ON_SKIP=1 so that a run which skipped anything (a missing server,
+# a missing optional Odoo app) is not reported green.
+_skipped = []
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped:
+        _skipped.append(report.nodeid)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _skipped and os.environ.get("MAILSYNC_FAIL_ON_SKIP") == "1" and exitstatus == 0:
+        session.exitstatus = 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _skipped and os.environ.get("MAILSYNC_FAIL_ON_SKIP") == "1":
+        terminalreporter.write_line(
+            "FAILED: %d test(s) skipped; every test must run (MAILSYNC_FAIL_ON_SKIP=1): %s"
+            % (len(_skipped), ", ".join(_skipped)), red=True)
