@@ -33,6 +33,7 @@
             "imap_sent_sync/static/src/propagation/**/*",
         ],
     },
+    "uninstall_hook": "uninstall_hook",  # Outbound: remove the mailbox mail servers
     "application": True,
     "installable": True,
 }

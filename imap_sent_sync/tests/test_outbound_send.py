@@ -62,6 +62,16 @@ class TestOutboundSend(OutboundCase):
         found, _from = Server._find_mail_server(rig_user.address.upper())
         self.assertEqual(found, mailbox.mail_server_id)
 
+    def test_uninstall_removes_the_mailbox_servers(self):
+        from odoo.addons.imap_sent_sync import uninstall_hook
+
+        mailbox, _rig_user = self._connected_mailbox()
+        server = mailbox.mail_server_id
+        generic = self.env["ir.mail_server"].create({"name": "Company", "smtp_host": "smtp.example.com"})
+        uninstall_hook(self.env)
+        self.assertFalse(server.exists())
+        self.assertTrue(generic.exists())
+
     def test_draft_mailbox_has_no_server(self):
         rig_user = self.rig.add_user()
         mailbox = self._create_rig_mailbox(self.user_rep, rig_user)
