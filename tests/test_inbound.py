@@ -195,3 +195,28 @@ def test_uidvalidity_changes_when_folder_is_recreated(rig, user):
         after = inbound.folder_status(client, "Projects")
     cursor = FolderCursor(before.uidvalidity, before.uidnext - 1, before.highestmodseq)
     assert plan_poll(cursor, after).kind == "resync"
+
+
+def test_fast_fetch_parser_agrees_with_imapclient(rig, user):
+    raws = [_msg("fast %d" % i, msgid=(i != 1), body="x%d\r\n" % i * (i + 1)) for i in range(4)]
+    uids = rig.append_many(user, "INBOX", raws)
+    items = [inbound.HEADER_ITEM, "INTERNALDATE", "RFC822.SIZE"]
+    with rig.imap_client(user) as client:
+        client.normalise_times = False
+        inbound.examine(client, "INBOX")
+        for wanted in (items, ["BODY.PEEK[]"], ["BODY.PEEK[TEXT]<0.1024>", "RFC822.SIZE"]):
+            fast = inbound.uid_fetch(client, uids, wanted)
+            slow = client.fetch(uids, wanted)
+            for uid in uids:
+                slow[uid].pop(b"SEQ", None)
+            assert fast == slow, wanted
+
+
+def test_fast_fetch_parser_falls_back_on_unexpected_shapes():
+    literal = [(b'1 (UID 7 BODY[] {5}', b'hello'), b')']
+    assert inbound._parse_fetch_fast(literal) == {7: {b"BODY[]": b"hello"}}
+    quoted = [b'1 (UID 7 BODY[] "hello")']
+    with pytest.raises(inbound._Unexpected):
+        inbound._parse_fetch_fast(quoted)
+    unsolicited = [b"2 (FLAGS (\\Seen))", (b'1 (UID 7 RFC822.SIZE 5 BODY[] {5}', b'hello'), b')']
+    assert inbound._parse_fetch_fast(unsolicited) == {7: {b"BODY[]": b"hello", b"RFC822.SIZE": 5}}

@@ -12,6 +12,7 @@ from . import mailsync_link
 from . import mailsync_sync_importer
 from . import mailsync_sync
 from . import mailsync_sync_mail_message
+from . import mailsync_sync_entry
 # Propagation
 from . import res_company
 from . import mailsync_server_action

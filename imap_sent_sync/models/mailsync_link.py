@@ -47,6 +47,9 @@ class MailsyncLink(models.Model):
     # records found by the header scan, and the mail.message ids reserved for
     # this email's chatter entries, so that entries imported newest first still
     # get ids in date order (the chatter sorts by id).
+    planned = fields.Boolean(
+        copy=False, help="Found by a backfill scan (rather than by polling); with create_date it "
+                         "tells which emails the current backfill found.")
     partner_ids_json = fields.Json(string="Matched Contacts (plan)", copy=False)
     target_count = fields.Integer(string="Records (plan)", copy=False)
     reserved_ids = fields.Json(string="Reserved Message Ids", copy=False)

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import imaplib
+import psycopg2
+import psycopg2.errors
 from imapclient.exceptions import IMAPClientError
 
 from odoo import _, api, fields, models
@@ -42,7 +44,7 @@ from odoo import _, api, fields, models
 from ..mailsync import inbound, mime
 from ..mailsync.errors import AuthError, MailsyncError
 from ..mailsync.imap import close_imap, connect_imap
-from .mailsync_sync_importer import Candidate
+from .mailsync_sync_importer import Candidate, ConcurrentImport
 
 _logger = logging.getLogger(__name__)
 
@@ -53,6 +55,13 @@ IMPORT_MAX_BYTES = 32 * 1024 * 1024   # ...and at most this much mail per step
 POLL_BATCH = 250           # new messages imported per poll step
 CRON_BUDGET_SECONDS = 45   # a cron call stops starting steps after this
 RETRY_MAX_MINUTES = 6 * 60
+MAX_CLASH_RETRIES = 5
+# Workers importing one mailbox's backfill at once (its own worker included):
+# each holds an IMAP connection, and providers limit those per account.
+PARALLEL_IMPORTS = 2
+# pg advisory lock namespaces (first key of the two-int form)
+LOCK_NS_MESSAGE = 0x6D53   # an email being imported for a mailbox
+LOCK_NS_HELPER = 0x6D54    # a helper slot of a mailbox's parallel import
 # Errors that mean "the server or the network", not "a bug": the step is rolled
 # back, the mailbox retried later.
 NETWORK_ERRORS = (MailsyncError, IMAPClientError, imaplib.IMAP4.error, socket.error,
@@ -69,6 +78,7 @@ class RunStats:
     created: int = 0          # mail.message records created
     skipped: int = 0          # bad messages skipped (logged)
     errors: int = 0
+    clashes: int = 0          # steps run again after a concurrent import of the same email
     commands: dict = field(default_factory=dict)   # IMAP command name -> count
     seconds: dict = field(default_factory=dict)    # step kind -> seconds spent
     mailboxes: set = field(default_factory=set)
@@ -90,10 +100,20 @@ class RunStats:
         return {
             "steps": self.steps, "scanned": self.scanned, "matched": self.matched,
             "imported": self.imported, "created": self.created, "skipped": self.skipped,
-            "errors": self.errors, "commands": dict(self.commands),
+            "errors": self.errors, "clashes": self.clashes, "commands": dict(self.commands),
             "seconds": {kind: round(value, 3) for kind, value in self.seconds.items()},
             "mailboxes": sorted(self.mailboxes),
         }
+
+
+def _is_entry_clash(error):
+    """Another worker imported (some of) the same emails meanwhile: a clash on
+    mailsync.entry's unique key, on a reserved mail.message id it already
+    used, or a row it changed after this transaction's snapshot."""
+    if isinstance(error, psycopg2.errors.SerializationFailure):
+        return True
+    constraint = getattr(error.diag, "constraint_name", "") or ""
+    return "mailsync_entry" in constraint or constraint == "mail_message_pkey"
 
 
 class _Session:
@@ -102,6 +122,11 @@ class _Session:
     def __init__(self, mailbox):
         self.mailbox_id = mailbox.id
         self.client = connect_imap(mailbox._get_imap_endpoint())
+        if not mailbox.debug_logging:
+            # IMAPClient sets imaplib's debug level to 5, which makes imaplib
+            # format a repr() of every response, literals included, before
+            # the logger drops it: that alone halves full-body FETCH speed.
+            self.client._imap.debug = 0
         self.commands = inbound.CommandLog(self.client)
         self.condstore = inbound.has_condstore(self.client)
         self.selected = None
@@ -141,17 +166,25 @@ class MailsyncSync(models.AbstractModel):
         inside one transaction instead."""
         stats = RunStats(max_steps=max_steps)
         deadline = time.monotonic() + max_seconds if max_seconds else None
+        if commit:
+            # Each step is one transaction from here on; start a fresh one so
+            # that the claim below takes the snapshot (see _lock_query).
+            self.env.cr.commit()
         ids = mailboxes.ids if mailboxes is not None else None
         done_ids = set()
+        helped_ids = set()
         while (deadline is None or time.monotonic() < deadline) and not stats.exhausted:
-            candidates = None if ids is None else [i for i in ids if i not in done_ids]
-            if candidates is not None and not candidates:
-                break
-            mailbox = self._claim(candidates, exclude=done_ids)
+            mailbox = self._claim(ids, exclude=done_ids)
+            if mailbox:
+                done_ids.add(mailbox.id)
+                self._run_mailbox(mailbox, stats, deadline=deadline, commit=commit)
+                continue
+            # Nothing to own: help import a backfill another worker owns.
+            mailbox = self._claim_helper(ids, exclude=helped_ids) if commit else None
             if not mailbox:
                 break
-            done_ids.add(mailbox.id)
-            self._run_mailbox(mailbox, stats, deadline=deadline, commit=commit)
+            helped_ids.add(mailbox.id)
+            self._run_shared_import(mailbox, stats, deadline=deadline)
         return stats
 
     @api.model
@@ -193,7 +226,9 @@ class MailsyncSync(models.AbstractModel):
                     CASE WHEN m.backfill_state = 'scanning'
                          THEN m.backfill_total - m.backfill_scanned ELSE 0 END
                     + CASE WHEN m.backfill_state IN ('scanning', 'importing')
-                           THEN m.backfill_matched - m.backfill_imported ELSE 0 END, 1)), 0)
+                           THEN (SELECT COUNT(DISTINCT l.message_id) FROM mailsync_link l
+                                  WHERE l.mailbox_id = m.id AND l.state = 'pending')
+                           ELSE 0 END, 1)), 0)
                   FROM mailsync_mailbox m WHERE %s""" % where
         else:
             query = """
@@ -206,8 +241,7 @@ class MailsyncSync(models.AbstractModel):
     def _claim(self, ids=None, exclude=None):
         """Lock and return one due mailbox nobody else is working on."""
         self.env.flush_all()
-        self.env.cr.execute(self._due_query(ids=ids, exclude=exclude, lock=True))
-        row = self.env.cr.fetchone()
+        row = self._lock_query(self._due_query(ids=ids, exclude=exclude, lock=True))
         return self.env["mailsync.mailbox"].sudo().browse(row[0]) if row else None
 
     @api.model
@@ -215,8 +249,98 @@ class MailsyncSync(models.AbstractModel):
         """After a commit: take the mailbox again, unless another worker has it
         or it is no longer due (paused, disconnected, done)."""
         self.env.invalidate_all()
-        self.env.cr.execute(self._due_query(ids=[mailbox.id], lock=True))
-        return bool(self.env.cr.fetchone())
+        return bool(self._lock_query(self._due_query(ids=[mailbox.id], lock=True)))
+
+    @api.model
+    def _lock_query(self, query):
+        """Run a SELECT ... FOR NO KEY UPDATE SKIP LOCKED; None when the row
+        changed after this transaction's snapshot (REPEATABLE READ refuses to
+        lock it): another worker just had it, so it is not ours this time."""
+        try:
+            with self.env.cr.savepoint(flush=False):
+                self.env.cr.execute(query)
+                return self.env.cr.fetchone()
+        except psycopg2.errors.SerializationFailure:
+            return None
+
+    @api.model
+    def _claim_helper(self, ids=None, exclude=None):
+        """A mailbox importing its backfill that has a free helper slot; the
+        slot is held (advisory lock) until the end of the transaction."""
+        self.env.flush_all()
+        query = """
+            SELECT m.id FROM mailsync_mailbox m
+             WHERE m.active AND m.state = 'connected' AND m.has_secret
+               AND m.backfill_state = 'importing'
+               AND (m.sync_retry_at IS NULL OR m.sync_retry_at <= (now() AT TIME ZONE 'UTC'))
+               AND (%(ids)s IS NULL OR m.id = ANY(%(ids)s))
+               AND m.id != ALL(%(exclude)s)
+             ORDER BY m.id
+        """
+        self.env.cr.execute(query, {"ids": list(ids) if ids is not None else None,
+                                    "exclude": list(exclude or ())})
+        for (mailbox_id,) in self.env.cr.fetchall():
+            if self._take_helper_slot(mailbox_id):
+                return self.env["mailsync.mailbox"].sudo().browse(mailbox_id)
+        return None
+
+    @api.model
+    def _take_helper_slot(self, mailbox_id):
+        for slot in range(1, PARALLEL_IMPORTS):
+            self.env.cr.execute("SELECT pg_try_advisory_xact_lock(%s, %s)",
+                                (LOCK_NS_HELPER, mailbox_id * 16 + slot))
+            if self.env.cr.fetchone()[0]:
+                return True
+        return False
+
+    @api.model
+    def _run_shared_import(self, mailbox, stats, *, deadline=None):
+        """Import batches of a backfill owned by another worker, with an IMAP
+        connection of our own, until none is left to take. Never writes the
+        mailbox or its folders; failures are left to the owner to report."""
+        session = None
+        clashes = 0
+        try:
+            while True:
+                if session is None:
+                    session = _Session(mailbox)
+                before = len(session.commands.names)
+                try:
+                    more = self._step_timed("import", self._import_step, mailbox, session, stats,
+                                            shared=True)
+                except ConcurrentImport:
+                    self.env.cr.rollback()
+                    self.env.invalidate_all()
+                    clashes += 1
+                    stats.clashes += 1
+                    if clashes > MAX_CLASH_RETRIES or not self._take_helper_slot(mailbox.id):
+                        break
+                    continue
+                stats.steps += 1
+                stats.add_commands(session.commands.names[before:])
+                self.env.cr.commit()
+                self.env.invalidate_all()
+                if not more or stats.exhausted or (
+                        deadline is not None and time.monotonic() >= deadline):
+                    break
+                # The helper slot first: its statement opens the next snapshot,
+                # as close as possible to the claim of the next emails.
+                if not self._take_helper_slot(mailbox.id):
+                    break
+                mailbox = mailbox.browse(mailbox.id)
+                if mailbox.state != "connected" or mailbox.backfill_state != "importing":
+                    break
+        except NETWORK_ERRORS as error:
+            stats.errors += 1
+            self.env.cr.rollback()
+            _logger.info("mailsync: helping import mailbox %s failed: %s", mailbox.id, error)
+        finally:
+            if session is not None:
+                try:
+                    session.close()
+                except Exception:  # noqa: BLE001
+                    _logger.debug("closing IMAP session failed", exc_info=True)
+        return stats
 
     # ------------------------------------------------------------
     # Running one mailbox
@@ -226,14 +350,31 @@ class MailsyncSync(models.AbstractModel):
     def _run_mailbox(self, mailbox, stats, *, deadline=None, commit=True):
         stats.mailboxes.add(mailbox.id)
         session = None
+        clashes = 0
         try:
             while True:
                 if session is None:
                     session = _Session(mailbox)
                 before = len(session.commands.names)
-                more = self._step(mailbox, session, stats)
+                try:
+                    more = self._step(mailbox, session, stats)
+                except ConcurrentImport:
+                    # Another worker imported some of these emails meanwhile:
+                    # start the step again on a fresh snapshot, which sees them.
+                    if not commit:
+                        raise
+                    self.env.cr.rollback()
+                    self.env.invalidate_all()
+                    clashes += 1
+                    stats.clashes += 1
+                    if clashes > MAX_CLASH_RETRIES or not self._relock(mailbox):
+                        break  # the next run takes it from there
+                    continue
                 stats.steps += 1
                 stats.add_commands(session.commands.names[before:])
+                # Counted from the links, not stored: not invalidated by the ORM.
+                mailbox.invalidate_recordset(
+                    ["backfill_matched", "backfill_imported", "backfill_progress", "link_count"])
                 if mailbox.sync_failures or mailbox.sync_retry_at:
                     mailbox.write({"sync_failures": 0, "sync_retry_at": False, "sync_error": False})
                 if commit:
@@ -294,9 +435,14 @@ class MailsyncSync(models.AbstractModel):
             kind, method = "import", self._import_step
         else:
             return False
+        return self._step_timed(kind, method, mailbox, session, stats)
+
+    @api.model
+    def _step_timed(self, kind, method, *args, **kwargs):
+        stats = args[-1]
         start = time.perf_counter()
         try:
-            return method(mailbox, session, stats)
+            return method(*args, **kwargs)
         finally:
             stats.seconds[kind] = stats.seconds.get(kind, 0.0) + time.perf_counter() - start
 
@@ -464,6 +610,11 @@ class MailsyncSync(models.AbstractModel):
             stats.created += created
             stats.imported += len(candidates)
             return
+        except (psycopg2.errors.UniqueViolation, psycopg2.errors.SerializationFailure) as error:
+            if _is_entry_clash(error):
+                raise ConcurrentImport() from error
+            _logger.info("mailsync: batch import failed, retrying one by one", exc_info=True)
+            self.env.invalidate_all()
         except Exception:  # noqa: BLE001
             _logger.info("mailsync: batch import failed, retrying one by one", exc_info=True)
             self.env.invalidate_all()
@@ -475,6 +626,15 @@ class MailsyncSync(models.AbstractModel):
                 with self.env.cr.savepoint():
                     stats.created += importer._import_candidates(mailbox, cands, options, state=state)
                 stats.imported += len(cands)
+            except (psycopg2.errors.UniqueViolation, psycopg2.errors.SerializationFailure) as error:
+                if _is_entry_clash(error):
+                    raise ConcurrentImport() from error
+                self.env.invalidate_all()
+                for cand in cands:
+                    folder = self.env["mailsync.folder"].browse(cand.folder_id)
+                    self._skip(mailbox, folder, cand.uid, error, stats)
+                    if cand.link_id:
+                        self.env["mailsync.link"].browse(cand.link_id).unlink()
             except Exception as error:  # noqa: BLE001
                 self.env.invalidate_all()
                 for cand in cands:
@@ -565,8 +725,8 @@ class MailsyncSync(models.AbstractModel):
             "backfill_state": "scanning",
             "backfill_since": since,
             "backfill_total": 0, "backfill_scanned": 0,
-            "backfill_matched": 0, "backfill_imported": 0,
-            "backfill_started_at": fields.Datetime.now(),
+            # The database's clock, as for the links' create_date it is compared with.
+            "backfill_started_at": self.env.cr.now(),
             "backfill_finished_at": False,
         })
 
@@ -620,9 +780,7 @@ class MailsyncSync(models.AbstractModel):
             stats.matched += len(matched)
             folder.write({"backfill_cursor": min(batch),
                           "backfill_scanned": folder.backfill_scanned + len(batch)})
-            mailbox.write({"backfill_scanned": mailbox.backfill_scanned + len(batch),
-                           "backfill_matched": mailbox.backfill_matched + len(
-                               {c.message_id for c in matched})})
+            mailbox.write({"backfill_scanned": mailbox.backfill_scanned + len(batch)})
         if len(uids) <= SCAN_BATCH:
             folder.backfill_todo = False
         return True
@@ -637,11 +795,11 @@ class MailsyncSync(models.AbstractModel):
         rows = [(cand.uid, cand.message_id, cand.date, cand.size, cand.parent_ref,
                  json.dumps(list(cand.partner_ids)), len(cand.targets)) for cand in matched]
         self.env.cr.execute("""
-            INSERT INTO mailsync_link (mailbox_id, folder_id, user_id, company_id, state,
+            INSERT INTO mailsync_link (mailbox_id, folder_id, user_id, company_id, state, planned,
                                        uid, message_id, date, size, parent_ref,
                                        partner_ids_json, target_count,
                                        create_uid, write_uid, create_date, write_date)
-            SELECT %s, %s, %s, %s, 'pending', r.uid, r.mid, r.date, r.size, r.parent_ref,
+            SELECT %s, %s, %s, %s, 'pending', TRUE, r.uid, r.mid, r.date, r.size, r.parent_ref,
                    r.partners::jsonb, r.targets, %s, %s,
                    (now() AT TIME ZONE 'UTC'), (now() AT TIME ZONE 'UTC')
               FROM unnest(%s::int[], %s::varchar[], %s::timestamp[], %s::int[], %s::varchar[],
@@ -653,13 +811,7 @@ class MailsyncSync(models.AbstractModel):
     @api.model
     def _finish_scan(self, mailbox):
         self._reserve_id_slots(mailbox)
-        self.env["mailsync.link"].flush_model()
-        self.env.cr.execute("""
-            SELECT COUNT(DISTINCT message_id) FROM mailsync_link
-             WHERE mailbox_id = %s AND state = 'pending'""", (mailbox.id,))
-        pending = self.env.cr.fetchone()[0]
-        mailbox.write({"backfill_state": "importing",
-                       "backfill_matched": mailbox.backfill_imported + pending})
+        mailbox.backfill_state = "importing"
 
     @api.model
     def _reserve_id_slots(self, mailbox):
@@ -703,18 +855,44 @@ class MailsyncSync(models.AbstractModel):
         self.env["mailsync.link"].invalidate_model(["reserved_ids"])
 
     @api.model
-    def _import_step(self, mailbox, session, stats):
-        """Import the next batch of pending messages, newest first."""
+    def _claim_pending(self, mailbox):
+        """Message-IDs of the next pending emails (newest first) that no other
+        worker is importing, each locked for this transaction (advisory lock
+        on the mailbox and Message-ID, released at commit or rollback)."""
         self.env["mailsync.link"].flush_model()
         self.env.cr.execute("""
-            SELECT message_id FROM mailsync_link
-             WHERE mailbox_id = %s AND state = 'pending'
-             GROUP BY message_id
-             ORDER BY MAX(date) DESC NULLS LAST, message_id
-             LIMIT %s
-        """, (mailbox.id, IMPORT_BATCH))
-        mids = [row[0] for row in self.env.cr.fetchall()]
+            SELECT c.message_id FROM (
+                SELECT message_id FROM mailsync_link
+                 WHERE mailbox_id = %(mailbox)s AND state = 'pending'
+                 GROUP BY message_id
+                 ORDER BY MAX(date) DESC NULLS LAST, message_id
+                 LIMIT %(window)s
+            ) c
+             WHERE pg_try_advisory_xact_lock(%(ns)s, hashtext(%(mailbox)s || ':' || c.message_id))
+             LIMIT %(batch)s
+        """, {"mailbox": mailbox.id, "ns": LOCK_NS_MESSAGE, "batch": IMPORT_BATCH,
+              "window": IMPORT_BATCH * (PARALLEL_IMPORTS + 1)})
+        return [row[0] for row in self.env.cr.fetchall()]
+
+    @api.model
+    def _import_step(self, mailbox, session, stats, shared=False):
+        """Import the next batch of pending messages, newest first.
+
+        Several workers may import one mailbox at once (``shared``: a helper
+        that does not hold the mailbox lock, see ``_run_shared_import``). Each
+        takes its messages with transaction-level advisory locks, so two
+        workers never take the same email, and only the worker holding the
+        mailbox writes the mailbox or its folders.
+        """
+        mids = self._claim_pending(mailbox)
         if not mids:
+            if shared:
+                return False
+            self.env.cr.execute(
+                "SELECT 1 FROM mailsync_link WHERE mailbox_id = %s AND state = 'pending' LIMIT 1",
+                (mailbox.id,))
+            if self.env.cr.fetchone():
+                return False  # the rest is in a helper's hands; the next run finishes
             mailbox.write({"backfill_state": "done",
                            "backfill_finished_at": fields.Datetime.now()})
             return False
@@ -750,6 +928,8 @@ class MailsyncSync(models.AbstractModel):
             folder_links = by_folder[folder]
             info = session.examine(folder.path)
             if info.uidvalidity != int(folder.uidvalidity or 0):
+                if shared:
+                    return False  # the mailbox's own worker resyncs the folder
                 self._resync_folder(mailbox, folder, session, stats)
                 return True
             parsed_by_mid.update(self._fetch_pending(mailbox, folder, session, folder_links,
@@ -776,7 +956,6 @@ class MailsyncSync(models.AbstractModel):
                 dropped |= Link.browse([l.id for l in by_mid[mid]])
         self._import(mailbox, matched, options, stats, state="synced")
         dropped.exists().filtered(lambda l: l.state == "pending").unlink()
-        mailbox.backfill_imported = mailbox.backfill_imported + len(parsed_by_mid)
         return True
 
     @api.model

@@ -35,6 +35,11 @@ DEFAULT_MAX_ATTACHMENT_MB = 25
 _CID_SRC_RE = re.compile(r"""(src\s*=\s*["']?)cid:([^"'\s>]+)""", re.I)
 
 
+class ConcurrentImport(Exception):
+    """Another transaction imported the same email for the same record
+    meanwhile: roll the step back and run it again (it will then find it)."""
+
+
 @dataclass
 class SyncOptions:
     """Resolved import options of one mailbox (global defaults applied)."""
@@ -400,13 +405,19 @@ class MailsyncImporter(models.AbstractModel):
             atts = attachments_by_pos.get(pos, [])
             inline = {att.content_id: record for record, att in atts if att.content_id}
             if mid not in sanitized:
-                raw_body = self._body_html(parsed, options)
-                sanitized[mid] = (raw_body, None if inline and "cid:" in raw_body
-                                  else body_field.convert_to_column(raw_body, Message))
-            raw_body, body = sanitized[mid]
-            if body is None:  # cid: images point at this record's own attachments
+                raw_body, from_mail = self._body_html(parsed, options)
+                note = self._skipped_note(parsed, options)
+                if not from_mail:
+                    body = raw_body
+                elif inline and "cid:" in raw_body:
+                    body = None  # per record: cid: images point at its own attachments
+                else:
+                    body = body_field.convert_to_column(raw_body, Message)
+                sanitized[mid] = (raw_body, body, note)
+            raw_body, body, note = sanitized[mid]
+            if body is None:
                 body = body_field.convert_to_column(self._replace_cids(raw_body, inline), Message)
-            bodies.append(body)
+            bodies.append((str(body) if body else "") + note)
             email_from = self._email_from(parsed)
             values.append({
                 "model": target[0],
@@ -437,8 +448,16 @@ class MailsyncImporter(models.AbstractModel):
             UPDATE mail_message m SET body = v.body
               FROM unnest(%s::int[], %s::text[]) AS v(id, body)
              WHERE m.id = v.id
-        """, (messages.ids, [str(body) if body else "" for body in bodies]))
+        """, (messages.ids, bodies))
         messages.invalidate_recordset(["body"])
+        # The unique key that makes concurrent imports of one email safe (see
+        # mailsync.entry): a plain INSERT, so that a clash raises.
+        keys = [(target[0], target[1], mid, message.id)
+                for (mid, target, _f, _c), message in zip(to_create, messages)]
+        self.env.cr.execute("""
+            INSERT INTO mailsync_entry (model, res_id, message_id, mail_message_id)
+            SELECT * FROM unnest(%s::varchar[], %s::int[], %s::varchar[], %s::int[])
+        """, tuple(list(column) for column in zip(*keys)))
         return {(mid, target): message.id
                 for (mid, target, _f, _c), message in zip(to_create, messages)}
 
@@ -469,26 +488,36 @@ class MailsyncImporter(models.AbstractModel):
 
     @api.model
     def _body_html(self, parsed, options):
-        """Chatter body for the content options; sanitized by mail.message."""
+        """Chatter body for the content options, as ``(html, from_mail)``.
+
+        ``from_mail``: the HTML comes from the email and must be sanitized.
+        Otherwise it was built here from escaped text (plaintext2html, our
+        notes) and is safe as it is: sanitizing it again would only cost time.
+        """
         content = options.content
+        from_mail = False
         if content == "headers" or parsed.content == "headers":
             body = Markup("<p><em>%s</em></p>") % _(
                 "Email content not imported (headers only).")
         elif content == "text" or not parsed.body_html:
             body = plaintext2html(parsed.body_text or "")
         else:
-            body = parsed.body_html
+            body, from_mail = parsed.body_html, True
+        return str(body), from_mail
+
+    @api.model
+    def _skipped_note(self, parsed, options):
+        """HTML listing the attachments left out, or ''."""
         skipped = parsed.skipped_attachments or ()
-        if skipped and content != "headers":
-            items = Markup("").join(
-                Markup("<li>%s (%s)</li>") % (s.filename or _("unnamed"), _human_size(s.size))
-                for s in skipped)
-            reason = (_("Attachments not imported (larger than the limit or attachments off):")
-                      if any(s.reason == "too_large" for s in skipped)
-                      else _("Attachments not imported (attachments are off for this mailbox):"))
-            body = Markup("%s<p><em>%s</em></p><ul>%s</ul>") % (
-                Markup(body) if not isinstance(body, Markup) else body, reason, items)
-        return str(body)
+        if not skipped or options.content == "headers":
+            return ""
+        items = Markup("").join(
+            Markup("<li>%s (%s)</li>") % (s.filename or _("unnamed"), _human_size(s.size))
+            for s in skipped)
+        reason = (_("Attachments not imported (larger than the limit or attachments off):")
+                  if any(s.reason == "too_large" for s in skipped)
+                  else _("Attachments not imported (attachments are off for this mailbox):"))
+        return str(Markup("<p><em>%s</em></p><ul>%s</ul>") % (reason, items))
 
     @api.model
     def _replace_cids(self, body, inline):

@@ -11,6 +11,7 @@ from . import test_outbound_mass_mailing
 from . import test_inbound_backfill
 from . import test_inbound_badmail
 from . import test_inbound_chatter
+from . import test_inbound_concurrency
 from . import test_inbound_crash
 from . import test_inbound_dedupe
 from . import test_inbound_lifecycle

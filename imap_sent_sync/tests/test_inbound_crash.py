@@ -157,7 +157,7 @@ class TestInboundCrashSafety(BaseCase):
                   FROM mailsync_link WHERE mailbox_id = %s
             """, (mailbox_id,))
             self.assertEqual(cr.fetchone(), (copies, copies, copies), "one link per server copy")
-            cr.execute("SELECT backfill_state, backfill_imported FROM mailsync_mailbox WHERE id = %s",
+            cr.execute("SELECT backfill_state FROM mailsync_mailbox WHERE id = %s",
                        (mailbox_id,))
             self.assertEqual(cr.fetchone()[0], "done")
             # The chatter order (by id) follows the dates despite kills and restarts.
