@@ -331,15 +331,36 @@ class MailsyncOutbox(models.Model):
         deadline = time.monotonic() + time_budget
         done = 0
         seen = set()
+        conflicts = 0
         while time.monotonic() < deadline:
-            claimed = self._claim_batch(exclude=seen)
-            if not claimed:
-                break
-            seen.update(claimed.ids)
-            done += claimed._process_claimed()
-            if auto_commit:
+            claimed = self.browse()
+            try:
+                claimed = self._claim_batch(exclude=seen)
+                if not claimed:
+                    break
+                seen.update(claimed.ids)
+                settled = claimed._process_claimed()
+                if auto_commit:
+                    self.env.cr.commit()
+                done += settled
+            except psycopg2.extensions.TransactionRollbackError:
+                # Another worker (or a user pressing Retry) changed these rows
+                # since this transaction's snapshot. Nothing of the batch is
+                # recorded; copies already appended are found by Message-ID
+                # on the next attempt, so retrying never duplicates.
+                if not auto_commit or conflicts >= 5:
+                    raise
+                conflicts += 1
+                self.env.cr.rollback()
+                seen.difference_update(claimed.ids)
+        if auto_commit:
+            try:
+                self._purge_old_bytes()
                 self.env.cr.commit()
-        self._purge_old_bytes()
+            except psycopg2.extensions.TransactionRollbackError:
+                self.env.cr.rollback()  # another worker purges them
+        else:
+            self._purge_old_bytes()
         remaining = self._count_due()
         self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
         if auto_commit:
@@ -442,6 +463,8 @@ class MailsyncOutbox(models.Model):
                                                         report.uidvalidity)
         except (MailsyncError, UserError) as error:
             failure = error
+        except psycopg2.Error:
+            raise  # the transaction is unusable: the cron loop rolls the batch back
         except Exception as error:  # a bug or an unexpected server answer: keep the rows
             _logger.exception("Email Sync: filing sent copies of mailbox %s failed", mailbox.id)
             failure = error

@@ -7,6 +7,7 @@ from . import test_outbound_send
 from . import test_outbound_outbox
 from . import test_outbound_chatter_once
 from . import test_outbound_mass_mailing
+from . import test_outbound_concurrency
 # Inbound sync
 from . import test_inbound_backfill
 from . import test_inbound_badmail
