@@ -155,7 +155,10 @@ class MailsyncSync(models.AbstractModel):
         so that Odoo calls again at once while work remains."""
         stats = self._run(max_seconds=CRON_BUDGET_SECONDS, commit=True)
         remaining = self._remaining_work()
-        self.env["ir.cron"]._notify_progress(done=stats.processed, remaining=remaining)
+        # Odoo takes done == 0 for "fully done" whatever remains: a call that
+        # only polled (no message checked) must still count as progress.
+        self.env["ir.cron"]._notify_progress(done=max(stats.processed, stats.steps),
+                                             remaining=remaining)
         return stats
 
     @api.model
@@ -173,7 +176,11 @@ class MailsyncSync(models.AbstractModel):
         ids = mailboxes.ids if mailboxes is not None else None
         done_ids = set()
         helped_ids = set()
-        while (deadline is None or time.monotonic() < deadline) and not stats.exhausted:
+        first = True
+        # At least one claim, however small the time budget: a cron call that
+        # does nothing reports no progress and would end the cron's batching.
+        while (first or deadline is None or time.monotonic() < deadline) and not stats.exhausted:
+            first = False
             mailbox = self._claim(ids, exclude=done_ids)
             if mailbox:
                 done_ids.add(mailbox.id)

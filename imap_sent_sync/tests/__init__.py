@@ -14,6 +14,7 @@ from . import test_inbound_badmail
 from . import test_inbound_chatter
 from . import test_inbound_concurrency
 from . import test_inbound_crash
+from . import test_inbound_cron
 from . import test_inbound_dedupe
 from . import test_inbound_lifecycle
 from . import test_inbound_matching
