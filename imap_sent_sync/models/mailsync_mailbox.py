@@ -979,6 +979,7 @@ class MailsyncMailbox(models.Model):
         reading headers only; nothing of the mail is stored."""
         from ..mailsync.errors import MailsyncError
         self.ensure_one()
+        self.check_access("write")
         self._check_inbound_ready()
         try:
             result = self.env["mailsync.sync"]._preview(self.sudo())
@@ -994,6 +995,7 @@ class MailsyncMailbox(models.Model):
 
     def action_start_backfill(self):
         """Import the window's mail with contacts, newest first, in the background."""
+        self.check_access("write")
         self._check_inbound_ready()
         for mailbox in self.sudo():
             self.env["mailsync.sync"]._start_backfill(mailbox)
@@ -1005,6 +1007,7 @@ class MailsyncMailbox(models.Model):
         return True
 
     def action_sync_now(self):
+        self.check_access("write")
         self._check_inbound_ready()
         self.sudo().write({"sync_requested": True, "sync_retry_at": False})
         self._trigger_inbound()
@@ -1012,6 +1015,7 @@ class MailsyncMailbox(models.Model):
 
     def action_pause(self):
         """Stop every connection of the sync; all state is kept for Resume."""
+        self.check_access("write")
         for mailbox in self.sudo().filtered(lambda m: m.state in ("connected", "error")):
             mailbox.state = "paused"
             self.env["mailsync.log"]._record(mailbox, "fetch", "info",
@@ -1021,6 +1025,7 @@ class MailsyncMailbox(models.Model):
     def action_resume(self):
         """Continue where the sync stopped: the poll catches up from each
         folder's last UID, an unfinished backfill continues from its cursor."""
+        self.check_access("write")
         for mailbox in self.sudo().filtered(lambda m: m.state == "paused"):
             if not mailbox.has_secret:
                 raise UserError(_("No password is saved for the mailbox %s.", mailbox.display_name))
@@ -1033,6 +1038,7 @@ class MailsyncMailbox(models.Model):
     def action_disconnect(self):
         """Forget the password and stop syncing. The chatter history stays in
         Odoo; nothing on the server is touched (no connection is even made)."""
+        self.check_access("write")
         for mailbox in self.sudo():
             mailbox._clear_secret()
             mailbox.write({"state": "disconnected", "sync_requested": False})
@@ -1044,6 +1050,7 @@ class MailsyncMailbox(models.Model):
 
     def action_view_synced_emails(self):
         self.ensure_one()
+        self.check_access("read")
         links = self.env["mailsync.link"].sudo().search(
             [("mailbox_id", "=", self.id), ("state", "!=", "pending")])
         return {

@@ -85,3 +85,17 @@ class TestInboundLifecycle(InboundCase):
                          server_before[1])
         log = mailbox.log_ids.filtered(lambda l: "Disconnected" in (l.message or ""))
         self.assertTrue(log)
+
+    def test_only_the_owner_or_a_manager_acts_on_a_mailbox(self):
+        from odoo.exceptions import AccessError
+        mailbox, _rig_user = self._connected_mailbox(user=self.user_rep)
+        other = mailbox.with_user(self.user_rep2)
+        for action in ("action_pause", "action_resume", "action_disconnect", "action_sync_now",
+                       "action_start_backfill", "action_preview_backfill"):
+            with self.assertRaises(AccessError, msg=action):
+                getattr(other, action)()
+        self.assertEqual(mailbox.state, "connected")
+        mailbox.with_user(self.user_manager).action_pause()
+        self.assertEqual(mailbox.state, "paused")
+        mailbox.with_user(self.user_rep).action_resume()
+        self.assertEqual(mailbox.state, "connected")
