@@ -222,12 +222,12 @@ class MailsyncOutbox(models.Model):
 
     @api.model
     def _classify(self, mail, headers, recipients):
-        """(kind, include) for one sent email.
+        """The kind of one sent email: "internal", "reply" or "new".
 
         internal: every recipient is an internal user. reply: the record's
         thread holds mail received from someone else than the author (the
         customer wrote first), or the email answers another (In-Reply-To).
-        new: anything else. Mass mailings are flagged so the caller can drop them.
+        new: anything else.
         """
         normalized = {email_normalize(address) for address in recipients} - {False}
         if normalized:
