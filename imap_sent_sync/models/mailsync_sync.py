@@ -9,18 +9,24 @@ repeats; the dedupe (one chatter entry per record and Message-ID, one link per
 server copy) makes the repetition harmless.
 
 A mailbox is claimed with ``SELECT ... FOR NO KEY UPDATE SKIP LOCKED`` for
-each step: several cron workers (on one or several Odoo servers) never work
-on the same mailbox at once, and a worker that finds it taken moves on to the
-next mailbox. NO KEY UPDATE rather than UPDATE, so that links and log lines
-(foreign keys to the mailbox) can still be written by others meanwhile.
+each step: several cron workers (on one or several Odoo servers) never poll or
+scan the same mailbox at once, and a worker that finds it taken moves on to
+the next mailbox. NO KEY UPDATE rather than UPDATE, so that links and log
+lines (foreign keys to the mailbox) can still be written by others meanwhile.
+The import of a backfill can be shared: an idle worker takes a helper slot
+(advisory lock) and imports batches too, each email being claimed with an
+advisory lock; helpers never write the mailbox or folder rows. Should two
+workers still import one email for one record at once (two reps' mailboxes),
+the unique key of ``mailsync.entry`` makes the second one roll back and redo
+its step, which then finds the first one's entry.
 
 Backfill, in two phases:
 
 1. *scan*, per folder, newest first: ``UID SEARCH SINCE`` below the poll
    cursor, header-only FETCH of a batch, match against contacts. Matching
    copies become ``pending`` links (nothing else of the rest is kept: the
-   cursor just moves past it). When every folder is scanned, a block of
-   mail.message ids is reserved and handed out in date order.
+   cursor just moves past it). When every folder is scanned, mail.message
+   ids are reserved from the sequence and handed out in date order.
 2. *import*, newest first over all folders: bodies are fetched for one
    batch of pending messages and imported with their reserved ids, so the
    chatter (sorted by id) shows them in date order although the most recent
