@@ -682,6 +682,11 @@ class MailsyncOutbox(models.Model):
         if mailbox.sent_copy_failures:
             mailbox.write({"sent_copy_failures": 0})
             self._resolve_notifications(mailbox)
+            # The server is back: the copies that only waited for it (no
+            # refusal of their own) are due now, not at their backoff time.
+            self.search([("mailbox_id", "=", mailbox.id), ("state", "=", "queued"),
+                         ("attempts", "=", 0), ("next_try", ">", fields.Datetime.now())]).write(
+                {"next_try": fields.Datetime.now()})
 
     # ------------------------------------------------------------
     # Owner notifications: one open activity per problem
