@@ -1,24 +1,12 @@
 """Unit tests of address normalization and participant matching (no Odoo, no server)."""
-import os
-import sys
-import types
 
 import pytest
 
-# imap_sent_sync/__init__.py imports the Odoo models, which can only be imported
-# as odoo.addons.imap_sent_sync. The pure mailsync package does not need them:
-# expose the addon directory as a bare package so its __init__ is not executed.
-if "imap_sent_sync" not in sys.modules:
-    _package = types.ModuleType("imap_sent_sync")
-    _package.__path__ = [os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                      "imap_sent_sync")]
-    sys.modules["imap_sent_sync"] = _package
-
-from imap_sent_sync.mailsync.addresses import (  # noqa: E402
+from imap_sent_sync.mailsync.addresses import (
     domain_of, extract_addresses, is_blocked, lookup_forms, message_participants,
     normalize_address, normalize_domain, parse_address_list,
 )
-from imap_sent_sync.mailsync.mime import parse_message  # noqa: E402
+from imap_sent_sync.mailsync.mime import parse_message
 
 ASCII_CASES = [
     "Name <NaMe@DoMaIn.CoM>",

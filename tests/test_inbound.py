@@ -4,24 +4,16 @@ No Odoo and no mocks: the shared mailrig provides the IMAP server; the
 CommandLog used to count commands wraps the real socket writes.
 """
 import os
-import sys
-import types
 from datetime import date, datetime, timedelta, timezone
 from email.utils import format_datetime, make_msgid
 
 import pytest
 
-if "imap_sent_sync" not in sys.modules:  # see tests/test_vault.py
-    _package = types.ModuleType("imap_sent_sync")
-    _package.__path__ = [os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                      "imap_sent_sync")]
-    sys.modules["imap_sent_sync"] = _package
-
-from imap_sent_sync.mailsync import inbound, mime  # noqa: E402
-from imap_sent_sync.mailsync.inbound import (  # noqa: E402
+from imap_sent_sync.mailsync import inbound, mime
+from imap_sent_sync.mailsync.inbound import (
     CommandLog, FolderCursor, FolderStatus, plan_poll,
 )
-from mailrig import get_shared_rig  # noqa: E402
+from mailrig import get_shared_rig
 
 
 def _msg(subject, *, frm="Ann <ann@example.com>", to="bob@example.net", msgid=True,

@@ -3,25 +3,14 @@ import base64
 import hashlib
 import os
 import struct
-import sys
 import tracemalloc
-import types
 from datetime import datetime, timezone
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-# imap_sent_sync/__init__.py imports the Odoo models, which can only be imported
-# as odoo.addons.imap_sent_sync. The pure mailsync package does not need them:
-# expose the addon directory as a bare package so its __init__ is not executed.
-if "imap_sent_sync" not in sys.modules:
-    _package = types.ModuleType("imap_sent_sync")
-    _package.__path__ = [os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                      "imap_sent_sync")]
-    sys.modules["imap_sent_sync"] = _package
-
-from imap_sent_sync.mailsync import mime, tnef  # noqa: E402
-from imap_sent_sync.mailsync.mime import MimeParseError, parse_headers, parse_message  # noqa: E402
+from imap_sent_sync.mailsync import mime, tnef
+from imap_sent_sync.mailsync.mime import MimeParseError, parse_headers, parse_message
 
 CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"

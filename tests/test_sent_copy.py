@@ -9,29 +9,18 @@ and the creation of a top-level "Sent" when the server has none.
 """
 import email
 import email.policy
-import os
 import smtplib
-import sys
-import types
 from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 from email.utils import make_msgid
 
 import pytest
 
-# imap_sent_sync/__init__.py imports the Odoo models, importable only as
-# odoo.addons.imap_sent_sync; the pure mailsync package does not need them.
-if "imap_sent_sync" not in sys.modules:
-    _package = types.ModuleType("imap_sent_sync")
-    _package.__path__ = [os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                      "imap_sent_sync")]
-    sys.modules["imap_sent_sync"] = _package
-
-from imap_sent_sync.mailsync import sent_copy  # noqa: E402
-from imap_sent_sync.mailsync.errors import ConnectError  # noqa: E402
-from imap_sent_sync.mailsync.sent_copy import (  # noqa: E402
+from imap_sent_sync.mailsync import sent_copy
+from imap_sent_sync.mailsync.errors import ConnectError
+from imap_sent_sync.mailsync.sent_copy import (
     CopyOptions, PendingCopy, append_copies, find_existing, resolve_sent_folder, transform_copy)
-from mailrig import MailRig, get_shared_rig  # noqa: E402
+from mailrig import MailRig, get_shared_rig
 
 SEND_TIME = datetime(2024, 3, 5, 14, 30, 0, tzinfo=timezone.utc)
 
