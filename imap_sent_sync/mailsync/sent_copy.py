@@ -19,7 +19,6 @@ Pure Python: this module knows imapclient and the email package, not Odoo.
 """
 import email
 import email.policy
-import html
 import io
 import re
 from dataclasses import dataclass, field

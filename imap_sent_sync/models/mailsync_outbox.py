@@ -9,9 +9,9 @@ from email.parser import BytesHeaderParser
 
 import psycopg2
 
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import UserError
-from odoo.tools import email_normalize, email_split
+from odoo.tools import email_normalize
 
 from .mail_mail import SENDING_MAIL_KEY
 from .mailsync_log import capture_protocol_log
@@ -173,7 +173,7 @@ class MailsyncOutbox(models.Model):
         for mailbox in rows.mailbox_id:
             self.env["mailsync.log"]._record(
                 mailbox, "append", "info",
-                _("%(count)s sent copies skipped by %(user)s.",
+                self.env._("%(count)s sent copies skipped by %(user)s.",
                   count=len(rows.filtered(lambda r: r.mailbox_id == mailbox)),
                   user=self.env.user.name))
         return True
@@ -504,7 +504,7 @@ class MailsyncOutbox(models.Model):
             if ensure_folder(client, chosen.path):
                 self.env["mailsync.log"]._record(
                     mailbox, "folders", "info",
-                    _("Folder %s created on the server for sent copies.", chosen.path))
+                    self.env._("Folder %s created on the server for sent copies.", chosen.path))
             return chosen
         sent = mailbox.folder_ids.filtered(lambda f: f.role == "sent" and f.exists_on_server)[:1]
         path, created = resolve_sent_folder(client, preferred=sent.path if sent else None)
@@ -512,7 +512,7 @@ class MailsyncOutbox(models.Model):
         if created:
             self.env["mailsync.log"]._record(
                 mailbox, "folders", "info",
-                _("The server had no Sent folder: %s created (and subscribed) for sent copies.",
+                self.env._("The server had no Sent folder: %s created (and subscribed) for sent copies.",
                   path))
         if not folder:
             folder = self.env["mailsync.folder"].sudo().create({
@@ -614,13 +614,13 @@ class MailsyncOutbox(models.Model):
             lines = "\n".join("- %s (%s): %s" % (row.subject or "?", row.message_id or "?",
                                                   (row.last_error or "").splitlines()[0])
                               for row in given_up[:20])
-            verb = _("skipped") if policy == "skip" else _("failed after %s attempts", max_attempts)
-            message = _("%(count)s sent copies %(verb)s; the mails themselves were sent.\n%(lines)s",
+            verb = self.env._("skipped") if policy == "skip" else self.env._("failed after %s attempts", max_attempts)
+            message = self.env._("%(count)s sent copies %(verb)s; the mails themselves were sent.\n%(lines)s",
                         count=len(given_up), verb=verb, lines=lines)
             self.env["mailsync.log"]._record(mailbox, "append", "failure", message)
             self._notify_owner(
-                mailbox, _("Sent copies could not be saved"),
-                _("The server refused to store %(count)s sent copies in the mailbox %(mailbox)s "
+                mailbox, self.env._("Sent copies could not be saved"),
+                self.env._("The server refused to store %(count)s sent copies in the mailbox %(mailbox)s "
                   "(policy: %(policy)s). See Email Sync > Sent Copies; retry them from there "
                   "once the cause is fixed.\n%(lines)s",
                   count=self.search_count([("mailbox_id", "=", mailbox.id),
@@ -655,14 +655,14 @@ class MailsyncOutbox(models.Model):
             {"next_try": next_try, "last_error": text})
         self.env["mailsync.log"]._record(
             mailbox, "append", "failure",
-            _("%(count)s sent copies waiting (try %(n)s, next in %(delay)s s): %(error)s",
+            self.env._("%(count)s sent copies waiting (try %(n)s, next in %(delay)s s): %(error)s",
               count=len(self), n=failures, delay=delay, error=text),
             duration_ms=duration_ms, detail=detail, secrets=secrets)
         if failures >= (self._mailbox_option(mailbox, "max_attempts") or 1):
             queued = self.search_count([("mailbox_id", "=", mailbox.id), ("state", "=", "queued")])
             self._notify_owner(
-                mailbox, _("Sent copies are waiting: %s", _problem_label(error)),
-                _("%(count)s copies of mail sent from Odoo are waiting to be saved in the "
+                mailbox, self.env._("Sent copies are waiting: %s", _problem_label(self.env, error)),
+                self.env._("%(count)s copies of mail sent from Odoo are waiting to be saved in the "
                   "Sent folder of %(mailbox)s; nothing is lost and the mails themselves were "
                   "sent. They are saved automatically as soon as the server can be used "
                   "again.\n%(error)s", count=queued, mailbox=mailbox.display_name, error=text))
@@ -673,7 +673,7 @@ class MailsyncOutbox(models.Model):
         found = sum(1 for x in results if x.status == "exists")
         failed = sum(1 for x in results if x.status == "failed")
         folders = ", ".join(sorted({folder.path for folder, _r in reports}))
-        message = _("%(appended)s sent copies appended to %(folders)s, %(found)s already there, "
+        message = self.env._("%(appended)s sent copies appended to %(folders)s, %(found)s already there, "
                     "%(failed)s refused.", appended=appended, folders=folders, found=found,
                     failed=failed)
         self.env["mailsync.log"]._record(
@@ -712,12 +712,12 @@ class MailsyncOutbox(models.Model):
     @api.model
     def _resolve_notifications(self, mailbox):
         """The server is back: close the 'waiting' activities of this mailbox."""
-        waiting = _("Sent copies are waiting: %s", "")
+        waiting = self.env._("Sent copies are waiting: %s", "")
         activities = self.env["mail.activity"].sudo().search([
             ("res_model", "=", "mailsync.mailbox"), ("res_id", "=", mailbox.id),
             ("summary", "=like", waiting.replace("%", "\\%") + "%")])
         if activities:
-            activities.action_feedback(feedback=_("Resolved: the waiting copies were saved."))
+            activities.action_feedback(feedback=self.env._("Resolved: the waiting copies were saved."))
 
     # ------------------------------------------------------------
     # Housekeeping
@@ -751,17 +751,17 @@ def _format_error(error):
     return " ".join(filter(None, [message, hint]))
 
 
-def _problem_label(error):
+def _problem_label(env, error):
     from ..mailsync import errors
 
     if isinstance(error, errors.AuthError):
-        return _("login refused")
+        return env._("login refused")
     if isinstance(error, errors.TlsError):
-        return _("secure connection failed")
+        return env._("secure connection failed")
     if isinstance(error, errors.ConnectError):
-        return _("server unreachable")
+        return env._("server unreachable")
     if isinstance(error, errors.FolderError):
-        return _("folder unavailable")
+        return env._("folder unavailable")
     if isinstance(error, UserError):
-        return _("mailbox settings incomplete")
-    return _("unexpected error")
+        return env._("mailbox settings incomplete")
+    return env._("unexpected error")
