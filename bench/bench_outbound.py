@@ -29,7 +29,8 @@ installed -- the committed one (``git archive HEAD``, or ``--addons-from REV``;
    then released at once and filed by the cron runner; appends/s = rows / wall time
    from release to the last row filed. Twice: with the shipped default ("auto":
    for a batch this size, UID SEARCH SINCE + a header FETCH finds existing copies)
-   and with the existing-copy check forced to OR'd UID SEARCH HEADER Message-ID.
+   and with the existing-copy check forced to OR'd UID SEARCH HEADER Message-ID, then
+   with the default again (the first drain of a run also warms the caches).
    Checks: every row filed, each Message-ID exactly once in the folder.
 5. Existing-copy check alone: 500 Message-IDs (half present) against the Sent folder.
 
@@ -38,7 +39,6 @@ steps that need the Odoo API in-process (queueing the drain rows) are this file
 run with --worker.
 """
 import argparse
-import base64
 import json
 import os
 import platform
@@ -46,7 +46,6 @@ import random
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -146,7 +145,9 @@ class JsonRpc:
         with urllib.request.urlopen(request, timeout=120) as response:
             answer = json.loads(response.read())
         if answer.get("error"):
-            raise RuntimeError(json.dumps(answer["error"])[:2000])
+            error = answer["error"]
+            debug = (error.get("data") or {}).get("debug") or ""
+            raise RuntimeError("%s\n%s" % (error.get("message"), debug[-4000:]))
         return answer["result"]
 
     def login(self, login, password):
@@ -270,14 +271,29 @@ class SentWatcher(threading.Thread):
     def run(self):
         from imap_sent_sync.mailsync.sent_copy import normalize_message_id
         from email.parser import BytesHeaderParser
+        import imaplib
         client = self.rig.imap_client(self.user)
         status = client.select_folder(self.folder, readonly=True)
         last = status[b"UIDNEXT"] - 1
         parser = BytesHeaderParser()
+        self.reconnects = 0
         while not self.stop_event.is_set():
-            client.noop()
-            new = [uid for uid in client.search(["UID", "%d:*" % (last + 1)]) if uid > last]
-            data = client.fetch(new, ["BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]) if new else {}
+            try:
+                client.noop()
+                new = [uid for uid in client.search(["UID", "%d:*" % (last + 1)]) if uid > last]
+                data = client.fetch(new, ["BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]) if new else {}
+            except (imaplib.IMAP4.abort, OSError):
+                # Dropped (server stopped or restarted): reconnect as soon as it
+                # answers again; a late "seen" can only make latency look worse.
+                self.reconnects += 1
+                while not self.stop_event.is_set():
+                    try:
+                        client = self.rig.imap_client(self.user)
+                        client.select_folder(self.folder, readonly=True)
+                        break
+                    except Exception:
+                        time.sleep(0.05)
+                continue
             now = time.time()
             for uid, item in sorted(data.items()):
                 if uid <= last:
@@ -290,46 +306,59 @@ class SentWatcher(threading.Thread):
         client.logout()
 
 
-def phase_latency(rig, rep, rpc_rep, customer_id, sends, rate):
-    from imap_sent_sync.mailsync.sent_copy import normalize_message_id
-    watcher = SentWatcher(rig, rep, "Sent")
-    watcher.start()
-    time.sleep(0.3)
+def paced_sends(rpc_rep, customer_id, sends, rate, on_send=None):
+    """message_post ``sends`` chatter replies at ``rate``/s; [(message id, wall time,
+    RPC seconds)]."""
     start = time.monotonic()
-    message_ids, rpc_times = [], []
+    sent = []
     for i in range(sends):
-        target = start + i / rate
-        delay = target - time.monotonic()
+        delay = start + i / rate - time.monotonic()
         if delay > 0:
             time.sleep(delay)
+        if on_send:
+            on_send(i)
         t0 = time.monotonic()
-        message_ids.append(rpc_rep("res.partner", "message_post", [customer_id],
-                                   body="<p>Reply %d: the revised quote is below.</p>" % i,
-                                   partner_ids=[customer_id], message_type="comment",
-                                   subtype_xmlid="mail.mt_comment"))
-        rpc_times.append(time.monotonic() - t0)
-    mids = {m["id"]: normalize_message_id(m["message_id"])
-            for m in rpc_rep("mail.message", "read", message_ids, fields=["message_id"])}
-    deadline = time.monotonic() + 120
+        message_id = rpc_rep("res.partner", "message_post", [customer_id],
+                             body="<p>Reply %d: the revised quote is below.</p>" % i,
+                             partner_ids=[customer_id], message_type="comment",
+                             subtype_xmlid="mail.mt_comment")
+        sent.append((message_id, time.time(), time.monotonic() - t0))
+    return sent
+
+
+def copies_of(rig, rpc_rep, watcher, sent, timeout=120):
+    """Wait until the copies of ``sent`` are in Sent; {Message-ID: (accepted at,
+    [seen at...], rpc seconds)} for each message (seen empty when missing)."""
+    from imap_sent_sync.mailsync.sent_copy import normalize_message_id
+    rows = rpc_rep("mail.message", "read", [m for m, _t, _r in sent], fields=["message_id"])
+    mids = {row["id"]: normalize_message_id(row["message_id"]) for row in rows}
+    deadline = time.monotonic() + timeout
     wanted = set(mids.values())
     while time.monotonic() < deadline and not wanted <= set(watcher.seen):
         time.sleep(0.05)
     time.sleep(1.0)  # anything arriving twice would show now
+    accepted = {}
+    for delivery in list(rig.deliveries):
+        head = delivery.data[:4000]
+        for mid in wanted:
+            if mid not in accepted and mid.encode() in head:
+                accepted[mid] = delivery.time
+    return {mids[m]: (accepted.get(mids[m]), [t for _uid, t in watcher.seen.get(mids[m], [])], rpc)
+            for m, _t, rpc in sent}
+
+
+def phase_latency(rig, rep, rpc_rep, customer_id, sends, rate):
+    watcher = SentWatcher(rig, rep, "Sent")
+    watcher.start()
+    time.sleep(0.3)
+    sent = paced_sends(rpc_rep, customer_id, sends, rate)
+    copies = copies_of(rig, rpc_rep, watcher, sent)
     watcher.stop_event.set()
     watcher.join(5)
-    accepted = {}
-    for delivery in rig.deliveries:
-        for mid in wanted:
-            if mid.encode() in delivery.data[:4000] and mid not in accepted:
-                accepted[mid] = delivery.time
-    latencies, missing, duplicates = [], [], []
-    for mid in wanted:
-        if mid not in watcher.seen:
-            missing.append(mid)
-            continue
-        if len(watcher.seen[mid]) > 1:
-            duplicates.append(mid)
-        latencies.append(watcher.seen[mid][0][1] - accepted[mid])
+    rpc_times = [rpc for _m, _t, rpc in sent]
+    latencies = [seen[0] - accepted for accepted, seen, _rpc in copies.values() if seen]
+    missing = [mid for mid, (_a, seen, _r) in copies.items() if not seen]
+    duplicates = [mid for mid, (_a, seen, _r) in copies.items() if len(seen) > 1]
     return {
         "sends": sends, "rate_per_s": rate,
         "copies_seen": len(latencies), "missing": len(missing), "duplicates": len(duplicates),
@@ -337,6 +366,46 @@ def phase_latency(rig, rep, rpc_rep, customer_id, sends, rate):
         "latency_max_s": max(latencies) if latencies else None,
         "latency_min_s": min(latencies) if latencies else None,
         "send_rpc_p50_s": percentile(rpc_times, 50), "send_rpc_p95_s": percentile(rpc_times, 95),
+        "watcher_reconnects": watcher.reconnects,
+    }
+
+
+def phase_outage(rig, rep, rpc_rep, customer_id, sends, rate, outage):
+    """Sends go on while Dovecot is stopped for ``outage`` seconds (from 1/4 of the
+    sends): none is slowed down, the copies wait and are filed once it is back."""
+    watcher = SentWatcher(rig, rep, "Sent")
+    watcher.start()
+    time.sleep(0.3)
+    window = {}
+    first_down = sends // 4
+
+    def on_send(i):
+        if i == first_down:
+            rig.stop_imap()
+            window["down"] = time.time()
+            timer = threading.Timer(outage, lambda: (rig.start_imap(),
+                                                     window.__setitem__("up", time.time())))
+            timer.start()
+            window["timer"] = timer
+
+    sent = paced_sends(rpc_rep, customer_id, sends, rate, on_send=on_send)
+    window["timer"].join()
+    copies = copies_of(rig, rpc_rep, watcher, sent, timeout=300)
+    watcher.stop_event.set()
+    watcher.join(5)
+    during = [(mid, sent_at) for (message_id, sent_at, _r), mid in zip(sent, copies)
+              if window["down"] <= sent_at < window["up"]]
+    rpc_during = [rpc for _m, t, rpc in sent if window["down"] <= t < window["up"]]
+    rpc_outside = [rpc for _m, t, rpc in sent if not window["down"] <= t < window["up"]]
+    filed_after = [copies[mid][1][0] for mid, _t in during if copies[mid][1]]
+    return {
+        "sends": sends, "outage_s": outage, "sends_during_outage": len(during),
+        "send_rpc_p50_during_s": percentile(rpc_during, 50),
+        "send_rpc_p50_outside_s": percentile(rpc_outside, 50),
+        "copies_missing": sum(1 for _a, seen, _r in copies.values() if not seen),
+        "copies_twice": sum(1 for _a, seen, _r in copies.values() if len(seen) > 1),
+        "last_waiting_copy_filed_after_restart_s":
+            (max(filed_after) - window["up"]) if filed_after else None,
     }
 
 
@@ -361,7 +430,7 @@ def phase_raw_append(rig, user, messages):
 
 
 def phase_drain(rig, rep, server_db, conf, mailbox_id, count, customer, strategy, workdir):
-    out = os.path.join(workdir, "enqueue-%s.json" % strategy)
+    out = os.path.join(workdir, "enqueue-%s-%d.json" % (strategy, time.time_ns()))
     run([ODOO_PY, os.path.abspath(__file__), "--worker", "enqueue", conf, server_db,
          str(mailbox_id), str(count), rep.address, customer, strategy, out])
     with open(out) as fh:
@@ -462,6 +531,9 @@ def main():
     parser.add_argument("--raw", type=int, default=300, help="messages for the raw APPEND rate")
     parser.add_argument("--history", type=int, default=5000, help="older messages in Sent")
     parser.add_argument("--cron-threads", type=int, default=2)
+    parser.add_argument("--outage", type=float, default=10.0,
+                        help="seconds Dovecot is stopped during the outage phase (0: skip it)")
+    parser.add_argument("--outage-sends", type=int, default=80)
     parser.add_argument("--db", default=DEFAULT_DB)
     parser.add_argument("--keep", action="store_true", help="keep the database and work dir")
     parser.add_argument("--addons-from", default="HEAD",
@@ -518,11 +590,16 @@ def main():
             "name": "Bench Rep", "login": "bench-rep", "password": "bench-rep-pw",
             "email": rep.address, "groups_id": [(6, 0, groups)]})
         customer_id = admin("res.partner", "create", {"name": "Bench Customer", "email": customer})
-        mailbox_id = admin("mailsync.mailbox", "create", {
+        mailbox_vals = {
             "user_id": rep_uid, "email": rep.address, "login": rep.login, "secret": rep.password,
             "provider": "custom", "imap_host": rig.host, "imap_port": rig.imaps_port,
             "imap_security": "ssl", "smtp_host": rig.host, "smtp_port": rig.smtps_port,
-            "smtp_security": "ssl", "ca_pem": rig.ca_pem})
+            "smtp_security": "ssl", "ca_pem": rig.ca_pem}
+        if "sync_frequency" in admin("mailsync.mailbox", "fields_get", ["sync_frequency"]):
+            # Measure the outbound path alone: no inbound polling of this mailbox
+            # competing for the CPUs and Dovecot meanwhile.
+            mailbox_vals["sync_frequency"] = "manual"
+        mailbox_id = admin("mailsync.mailbox", "create", mailbox_vals)
         rpc_rep = JsonRpc(url, args.db).login("bench-rep", "bench-rep-pw")
         rpc_rep("mailsync.mailbox", "action_test_connection", [mailbox_id])
         state = rpc_rep("mailsync.mailbox", "read", [mailbox_id], fields=["state"])[0]["state"]
@@ -534,12 +611,20 @@ def main():
         log("latency p50 %.3f s, p95 %.3f s", results["latency"]["latency_p50_s"],
             results["latency"]["latency_p95_s"])
 
+        if args.outage:
+            log("outage phase: %d sends at %.1f/s, Dovecot stopped for %.0f s",
+                args.outage_sends, args.rate, args.outage)
+            results["outage"] = phase_outage(rig, rep, rpc_rep, customer_id, args.outage_sends,
+                                             args.rate, args.outage)
+
         log("raw APPEND rate (%d messages)", args.raw)
         raw_messages = message_set(args.raw, raw_user.address, customer, offset=500_000)
         results["raw_append"] = phase_raw_append(rig, raw_user, raw_messages)
 
         results["drain"] = []
-        for strategy in ("auto", "search"):
+        # auto twice, around the forced search: the first drain of a run also
+        # pays for cold caches (Dovecot's index of the big folder, PostgreSQL).
+        for strategy in ("auto", "search", "auto"):
             log("drain of %d queued copies, strategy %s", args.queue, strategy)
             results["drain"].append(phase_drain(rig, rep, args.db, conf, mailbox_id, args.queue,
                                                 customer, strategy, workdir))
@@ -564,13 +649,17 @@ def main():
         json.dump(results, fh, indent=2, default=str)
     log("wrote %s", path)
     ok = (results["latency"]["missing"] == 0 and results["latency"]["duplicates"] == 0
-          and all(d["each_message_id_once"] for d in results["drain"]))
+          and all(d["each_message_id_once"] for d in results["drain"])
+          and not (results.get("outage") or {}).get("copies_missing")
+          and not (results.get("outage") or {}).get("copies_twice"))
     return 0 if ok else 1
 
 
 def report(r):
     lat, raw = r["latency"], r["raw_append"]
     rows = [
+        ("Host: %d CPUs, load average at start / end" % r["host"]["cpus"], "%.1f / %.1f" % (
+            r["host"]["loadavg_start"][0], r["host"]["loadavg_end"][0])),
         ("Latency send -> copy in Sent (immediate, %d sends at %.0f/s)" % (lat["sends"],
                                                                            lat["rate_per_s"]), ""),
         ("  p50", "%.3f s" % lat["latency_p50_s"]),
@@ -579,6 +668,19 @@ def report(r):
         ("  copies seen / missing / duplicated", "%d / %d / %d" % (
             lat["copies_seen"], lat["missing"], lat["duplicates"])),
         ("  send RPC p50 / p95", "%.3f / %.3f s" % (lat["send_rpc_p50_s"], lat["send_rpc_p95_s"])),
+    ]
+    if r.get("outage"):
+        o = r["outage"]
+        rows += [
+            ("Dovecot stopped %.0f s while %d of %d sends went out" % (
+                o["outage_s"], o["sends_during_outage"], o["sends"]), ""),
+            ("  send RPC p50 during / outside the outage", "%.3f / %.3f s" % (
+                o["send_rpc_p50_during_s"], o["send_rpc_p50_outside_s"])),
+            ("  copies missing / twice", "%d / %d" % (o["copies_missing"], o["copies_twice"])),
+            ("  last waiting copy filed after the restart", "%.2f s" % (
+                o["last_waiting_copy_filed_after_restart_s"] or float("nan"))),
+        ]
+    rows += [
         ("Raw APPEND, same Dovecot (%d msgs)" % raw["messages"], ""),
         ("  one message per APPEND", "%.0f msgs/s" % raw["single_append_per_s"]),
         ("  MULTIAPPEND by 100 (reference)", "%.0f msgs/s" % raw["multiappend100_per_s"]),
