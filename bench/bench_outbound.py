@@ -232,14 +232,15 @@ def pg_connect(db):
 
 # ----------------------------------------------------------------------------- worker
 def worker_main(argv):
-    """--worker enqueue CONF DB MAILBOX_ID N SENDER TO STRATEGY OUT: queue N held-back rows."""
-    _, action, conf, db, mailbox_id, count, sender, to, strategy, out = argv
+    """--worker enqueue CONF DB MAILBOX_ID N SENDER TO STRATEGY OFFSET OUT: queue N held-back rows."""
+    _, action, conf, db, mailbox_id, count, sender, to, strategy, offset, out = argv
     import odoo
     from odoo.tools import config
     config.parse_config(["-c", conf, "-d", db])
     registry = odoo.modules.registry.Registry(db)
     held = datetime(2099, 1, 1)
-    messages = message_set(int(count), sender, to, offset=100_000 + int(time.time()) % 100_000)
+    # Same bytes every run but for Date and Message-ID (they carry the send time).
+    messages = message_set(int(count), sender, to, offset=int(offset))
     with registry.cursor() as cr:
         env = odoo.api.Environment(cr, odoo.SUPERUSER_ID, {})
         # "auto" is the shipped default (no parameter): search for a few ids, SINCE for more.
@@ -429,10 +430,12 @@ def phase_raw_append(rig, user, messages):
             "multiappend100_per_s": len(messages) / multi}
 
 
-def phase_drain(rig, rep, server_db, conf, mailbox_id, count, customer, strategy, workdir):
+def phase_drain(rig, rep, server_db, conf, mailbox_id, count, customer, strategy, workdir,
+                index):
     out = os.path.join(workdir, "enqueue-%s-%d.json" % (strategy, time.time_ns()))
     run([ODOO_PY, os.path.abspath(__file__), "--worker", "enqueue", conf, server_db,
-         str(mailbox_id), str(count), rep.address, customer, strategy, out])
+         str(mailbox_id), str(count), rep.address, customer, strategy,
+         str(100_000 + index * 10_000), out])
     with open(out) as fh:
         queued = json.load(fh)
     ids = queued["ids"]
@@ -624,10 +627,10 @@ def main():
         results["drain"] = []
         # auto twice, around the forced search: the first drain of a run also
         # pays for cold caches (Dovecot's index of the big folder, PostgreSQL).
-        for strategy in ("auto", "search", "auto"):
+        for index, strategy in enumerate(("auto", "search", "auto")):
             log("drain of %d queued copies, strategy %s", args.queue, strategy)
             results["drain"].append(phase_drain(rig, rep, args.db, conf, mailbox_id, args.queue,
-                                                customer, strategy, workdir))
+                                                customer, strategy, workdir, index))
         results["existing_check"] = phase_existing_check(rig, rep)
     finally:
         if server:
