@@ -8,11 +8,11 @@ from email.utils import format_datetime, make_msgid
 DEMO_NAME = "demo"
 DEMO_PASSWORD = "demo-password"
 
-# Odoo 18 demo partners' emails.
-AZURE = ("Azure Interior", "azure.Interior24@example.com")
+# Odoo 18 demo partners (scripts/demo_setup.py makes sure they have these addresses).
+AZURE = ("Azure Interior", "vauxoo@yourcompany.example.com")
 BRANDON = ("Brandon Freeman", "brandon.freeman55@example.com")
-DECO = ("Deco Addict", "deco_addict@yourcompany.example.com")
-WOOD = ("Wood Corner", "wood.corner26@example.com")
+DECO = ("Deco Addict", "info@agrolait.com")
+WOOD = ("Wood Corner", "bhu.a100@ic.example.com")
 PRIVATE = ("Sam Private", "sam@private.example.net")
 
 

@@ -42,7 +42,11 @@ for _ in $(seq 1 60); do [ -s "$DEMO_DIR/rig.json" ] && break; sleep 0.5; done
 
 if ! psql -lqt | cut -d'|' -f1 | grep -qw "$DB"; then
     echo "[demo] creating database $DB with Odoo's demo data and $OUR_ADDONS (about a minute)" >&2
-    odoo_bin -c "$CONF" -d "$DB" -i "contacts,$OUR_ADDONS" --stop-after-init --log-level=warn
+    odoo_bin -c "$CONF" -d "$DB" -i "contacts,crm,$OUR_ADDONS" --stop-after-init --log-level=warn
+else
+    # The checkout may have moved on since the database was made.
+    echo "[demo] updating $OUR_ADDONS in $DB" >&2
+    odoo_bin -c "$CONF" -d "$DB" -i "$OUR_ADDONS" -u "$OUR_ADDONS" --stop-after-init --log-level=warn
 fi
 echo "[demo] connecting the demo user's mailbox to the local Dovecot" >&2
 DEMO_RIG_INFO="$DEMO_DIR/rig.json" odoo_bin shell -c "$CONF" -d "$DB" --log-level=warn --no-http \
