@@ -30,6 +30,19 @@ class MailsyncError(Exception):
         return self.message
 
 
+def explain(error):
+    """What to show a user for ``error``: the message, then the fix hint.
+
+    Works for any exception (MailsyncError, Odoo's UserError, OSError...); the
+    message and hint of our own errors never contain a secret.
+    """
+    if error is None:
+        return ""
+    message = (getattr(error, "message", None) or getattr(error, "name", None)
+               or str(error) or error.__class__.__name__)
+    return " ".join(filter(None, [message, getattr(error, "hint", None)]))
+
+
 class ConnectError(MailsyncError):
     """The server could not be reached: DNS failure, refused, timeout, dropped."""
 

@@ -5,6 +5,8 @@ from odoo import _, api, fields, models, modules
 from odoo.exceptions import UserError
 from odoo.tools import email_normalize
 
+from ..mailsync.errors import explain
+
 _logger = logging.getLogger(__name__)
 
 CRLF = b"\r\n"
@@ -151,7 +153,7 @@ class IrMailServer(models.Model):
             smtp = connect_smtp(endpoint)
         except MailsyncError as error:
             # Message and hint are ours and never contain the secret.
-            raise UserError(" ".join(filter(None, [error.message, error.hint]))) from None
+            raise UserError(explain(error)) from None
         return MailboxSMTPSession(smtp, mailbox.id)
 
     # ------------------------------------------------------------

@@ -8,6 +8,7 @@ from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
 
 from ..mailsync import presets, vault
+from ..mailsync.errors import explain
 from ..mailsync.endpoint import Endpoint
 from ..mailsync.redact import redact
 from .mailsync_log import capture_protocol_log
@@ -443,7 +444,7 @@ class MailsyncMailbox(models.Model):
                 folder_infos, failure = None, error
         duration_ms = int((time.monotonic() - started) * 1000)
         if folder_infos is None:
-            message = " ".join(filter(None, [failure.message, failure.hint]))
+            message = explain(failure)
             self.env["mailsync.log"]._record(
                 self, "folders", "failure", message, duration_ms=duration_ms,
                 detail=protocol_lines, secrets=[endpoint.secret])
@@ -496,8 +497,7 @@ class MailsyncMailbox(models.Model):
                 allow_unencrypted=self.allow_unencrypted,
             )
         except MailsyncError as error:
-            raise UserError("%s: %s" % (self.display_name, " ".join(
-                filter(None, [error.message, error.hint])))) from None
+            raise UserError("%s: %s" % (self.display_name, explain(error))) from None
 
     def _get_imap_endpoint(self):
         """The mailbox's IMAP server as a ``mailsync`` Endpoint, secret included.
@@ -984,7 +984,7 @@ class MailsyncMailbox(models.Model):
         try:
             result = self.env["mailsync.sync"]._preview(self.sudo())
         except MailsyncError as error:
-            raise UserError(" ".join(filter(None, [error.message, error.hint]))) from None
+            raise UserError(explain(error)) from None
         self.sudo().write({
             "preview_total": result["total"],
             "preview_matched": result["matched"],

@@ -14,6 +14,7 @@ from odoo.exceptions import UserError
 from odoo.tools import email_normalize
 
 from .mail_mail import SENDING_MAIL_KEY
+from ..mailsync.errors import explain
 from .mailsync_log import capture_protocol_log
 
 _logger = logging.getLogger(__name__)
@@ -570,7 +571,7 @@ class MailsyncOutbox(models.Model):
                               result.uid or 0))
             else:
                 row = self.browse(result.key)
-                row.last_error = _format_error(result.error)
+                row.last_error = explain(result.error)
                 failed |= row
         if filed:
             self.flush_recordset()
@@ -644,7 +645,7 @@ class MailsyncOutbox(models.Model):
         from ..mailsync.redact import redact
 
         failures = mailbox.sent_copy_failures + 1
-        text = redact(_format_error(error), secrets)
+        text = redact(explain(error), secrets)
         delay = self._backoff(failures)
         next_try = fields.Datetime.now() + timedelta(seconds=delay)
         mailbox.write({"sent_copy_failures": failures})
@@ -741,14 +742,6 @@ class MailsyncOutbox(models.Model):
 
 def _utcnow():
     return datetime.utcnow()
-
-
-def _format_error(error):
-    if error is None:
-        return ""
-    message = getattr(error, "message", None) or getattr(error, "name", None) or str(error)
-    hint = getattr(error, "hint", None)
-    return " ".join(filter(None, [message, hint]))
 
 
 def _problem_label(env, error):

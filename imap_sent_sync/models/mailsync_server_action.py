@@ -18,6 +18,7 @@ from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 
 from .mailsync_log import capture_protocol_log
+from ..mailsync.errors import explain
 
 _logger = logging.getLogger(__name__)
 
@@ -418,7 +419,7 @@ class MailsyncServerAction(models.Model):
             stats["waiting"] += 1
 
     def _row_failure(self, error, stats, final=False):
-        text = _format_error(error)
+        text = explain(error)
         now = fields.Datetime.now()
         failed = self.browse()
         for row in self.filtered(lambda r: r.state == "queued"):
@@ -439,7 +440,7 @@ class MailsyncServerAction(models.Model):
         """The mailbox could not be used at all: every row waits and is retried."""
         from ..mailsync.redact import redact
 
-        text = redact(_format_error(error), secrets)
+        text = redact(explain(error), secrets)
         now = fields.Datetime.now()
         failed = self.browse()
         for row in self:
@@ -539,9 +540,3 @@ class _Targets:
 
 def _backoff(attempt):
     return min(RETRY_DELAY * 2 ** max(attempt - 1, 0), RETRY_DELAY_MAX)
-
-
-def _format_error(error):
-    message = getattr(error, "message", None) or getattr(error, "name", None) or str(error)
-    hint = getattr(error, "hint", None)
-    return " ".join(filter(None, [message, hint]))

@@ -48,7 +48,7 @@ from imapclient.exceptions import IMAPClientError
 from odoo import _, api, fields, models
 
 from ..mailsync import inbound, mime
-from ..mailsync.errors import AuthError, MailsyncError
+from ..mailsync.errors import AuthError, MailsyncError, explain
 from ..mailsync.imap import close_imap, connect_imap
 from .mailsync_sync_importer import Candidate, ConcurrentImport
 
@@ -420,9 +420,7 @@ class MailsyncSync(models.AbstractModel):
         failures = (mailbox.sync_failures or 0) + 1
         minutes = min(FREQUENCY_MINUTES.get(mailbox.sync_frequency, 15) * (2 ** (failures - 1)),
                       RETRY_MAX_MINUTES)
-        message = getattr(error, "message", None) or str(error) or error.__class__.__name__
-        hint = getattr(error, "hint", None)
-        text = " ".join(filter(None, [message, hint]))
+        text = explain(error)
         vals = {
             "sync_failures": failures,
             "sync_error": text,
@@ -435,7 +433,7 @@ class MailsyncSync(models.AbstractModel):
         self.env["mailsync.log"]._record(
             mailbox, "fetch", "failure",
             _("Sync failed, retrying in %(minutes)s minutes: %(error)s", minutes=minutes, error=text))
-        _logger.info("mailsync: mailbox %s sync failed: %s", mailbox.id, message)
+        _logger.info("mailsync: mailbox %s sync failed: %s", mailbox.id, text)
 
     @api.model
     def _step(self, mailbox, session, stats):
