@@ -26,7 +26,7 @@ from . import errors
 from .endpoint import SECURITY_NONE, SECURITY_SSL, SECURITY_STARTTLS
 from .errors import AppendError, AuthError, ConnectError, StartTlsUnavailable, TlsError
 from .redact import install_redaction, redact
-from .tls import make_ssl_context, tls_error_from
+from .tls import ssl_context_for, tls_error_from
 
 _logger = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def connect_imap(endpoint, *, login=True):
     ``imap_session``.
     """
     endpoint.check_security_allowed(step=STEP_TLS)
-    context = _ssl_context(endpoint)
+    context = ssl_context_for(endpoint, STEP_TLS)
     with install_redaction(endpoint.secret):
         client = open_imap(endpoint, context)
         if login:
@@ -83,20 +83,10 @@ def imap_session(endpoint, *, login=True):
         close_imap(client)
 
 
-def _ssl_context(endpoint):
-    if endpoint.security == SECURITY_NONE:
-        return None
-    try:
-        return make_ssl_context(endpoint.ca_pem)
-    except TlsError as exc:
-        exc.step = STEP_TLS
-        raise
-
-
 def open_imap(endpoint, context=None):
     """Connect and secure the channel (TLS or STARTTLS), without logging in."""
     if context is None and endpoint.security != SECURITY_NONE:
-        context = _ssl_context(endpoint)
+        context = ssl_context_for(endpoint, STEP_TLS)
     try:
         client = IMAPClient(endpoint.host, endpoint.port,
                             ssl=endpoint.security == SECURITY_SSL,

@@ -36,7 +36,6 @@ Detecting what the user did in another client:
 import email
 import email.policy
 import logging
-import re
 from dataclasses import dataclass, field
 from email.parser import BytesHeaderParser
 

@@ -17,7 +17,7 @@ from . import errors
 from .endpoint import SECURITY_NONE, SECURITY_SSL, SECURITY_STARTTLS
 from .errors import AuthError, ConnectError, SmtpError, StartTlsUnavailable, TlsError
 from .redact import install_redaction, redact
-from .tls import make_ssl_context, tls_error_from
+from .tls import ssl_context_for, tls_error_from
 
 _logger = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def connect_smtp(endpoint, *, login=True, local_hostname=None):
     use ``smtp_session``.
     """
     endpoint.check_security_allowed(step=STEP_TLS)
-    context = _ssl_context(endpoint)
+    context = ssl_context_for(endpoint, STEP_TLS)
     with install_redaction(endpoint.secret):
         smtp = open_smtp(endpoint, context, local_hostname=local_hostname)
         if login:
@@ -60,16 +60,6 @@ def smtp_session(endpoint, *, login=True):
         close_smtp(smtp)
 
 
-def _ssl_context(endpoint):
-    if endpoint.security == SECURITY_NONE:
-        return None
-    try:
-        return make_ssl_context(endpoint.ca_pem)
-    except TlsError as exc:
-        exc.step = STEP_TLS
-        raise
-
-
 def default_local_hostname():
     # smtplib's default is socket.getfqdn(), a reverse DNS lookup that has no
     # timeout and can stall for many seconds on a badly configured host.
@@ -80,7 +70,7 @@ def default_local_hostname():
 def open_smtp(endpoint, context=None, *, local_hostname=None):
     """Connect, EHLO and secure the channel, without authenticating."""
     if context is None and endpoint.security != SECURITY_NONE:
-        context = _ssl_context(endpoint)
+        context = ssl_context_for(endpoint, STEP_TLS)
     local_hostname = local_hostname or default_local_hostname()
     try:
         if endpoint.security == SECURITY_SSL:

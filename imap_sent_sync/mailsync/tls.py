@@ -9,6 +9,7 @@ import functools
 import ssl
 from datetime import datetime, timezone
 
+from .endpoint import SECURITY_NONE
 from .errors import TlsError
 
 # OpenSSL X509_V_ERR_* codes (ssl.SSLCertVerificationError.verify_code) we explain.
@@ -28,6 +29,20 @@ _NOT_TLS_REASONS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENG
                     "HTTP_REQUEST", "UNKNOWN_PROTOCOL")
 _OLD_TLS_REASONS = ("UNSUPPORTED_PROTOCOL", "TLSV1_ALERT_PROTOCOL_VERSION",
                     "NO_PROTOCOLS_AVAILABLE", "VERSION_TOO_LOW")
+
+
+def ssl_context_for(endpoint, step):
+    """The SSLContext for ``endpoint`` (None for an unencrypted one).
+
+    A bad custom CA is reported as a failure of ``step`` (the protocol's TLS step).
+    """
+    if endpoint.security == SECURITY_NONE:
+        return None
+    try:
+        return make_ssl_context(endpoint.ca_pem)
+    except TlsError as exc:
+        exc.step = step
+        raise
 
 
 def make_ssl_context(ca_pem=None):
