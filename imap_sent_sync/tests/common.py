@@ -107,3 +107,48 @@ class MailsyncCase(TransactionCase):
             yield
         finally:
             odoo.modules.module.current_test, thread.testing = saved
+
+
+# Database scans for the privacy and secrecy tests ----------------------------
+
+def text_columns(env):
+    """{table: [(column, data_type)]} for every text-like or bytea column of the
+    database's own tables."""
+    env.cr.execute("""
+        SELECT c.table_name, c.column_name, c.data_type
+          FROM information_schema.columns c
+          JOIN information_schema.tables t
+            ON t.table_schema = c.table_schema AND t.table_name = c.table_name
+         WHERE c.table_schema = 'public' AND t.table_type = 'BASE TABLE'
+           AND c.data_type IN ('text', 'character varying', 'character', 'jsonb', 'json', 'bytea')
+         ORDER BY c.table_name, c.column_name
+    """)
+    by_table = {}
+    for table, column, data_type in env.cr.fetchall():
+        by_table.setdefault(table, []).append((column, data_type))
+    return by_table
+
+
+def columns_containing(env, needle, by_table=None):
+    """[(table, column)] of every text-like or bytea column holding ``needle``.
+
+    Pending ORM writes are flushed first. One pass over each table, whatever
+    its number of columns.
+    """
+    env.flush_all()
+    by_table = by_table if by_table is not None else text_columns(env)
+    found = []
+    for table, columns in by_table.items():
+        conditions, params = [], []
+        for column, data_type in columns:
+            if data_type == "bytea":
+                conditions.append(f'position(%s::bytea in "{column}") > 0')
+                params.append(needle.encode())
+            else:
+                conditions.append(f'position(%s in "{column}"::text) > 0')
+                params.append(needle)
+        env.cr.execute(f'SELECT {", ".join(f"bool_or({c})" for c in conditions)} FROM "{table}"',
+                       params)
+        row = env.cr.fetchone()
+        found.extend((table, column) for (column, _type), hit in zip(columns, row) if hit)
+    return found

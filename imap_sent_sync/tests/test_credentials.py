@@ -21,6 +21,8 @@ from odoo.tools import mute_logger
 from odoo.addons.mail.tests.common import mail_new_test_user
 from odoo.addons.imap_sent_sync.mailsync import vault
 
+from .common import columns_containing, text_columns
+
 
 @contextlib.contextmanager
 def vault_keys(*keys):
@@ -89,42 +91,16 @@ class TestCredentials(TransactionCase):
         self.env.cr.execute("SELECT secret_encrypted FROM mailsync_mailbox WHERE id = %s", (mailbox.id,))
         return self.env.cr.fetchone()[0]
 
-    def _text_columns(self):
-        self.env.cr.execute("""
-            SELECT c.table_name, c.column_name, c.data_type
-              FROM information_schema.columns c
-              JOIN information_schema.tables t
-                ON t.table_schema = c.table_schema AND t.table_name = c.table_name
-             WHERE c.table_schema = 'public' AND t.table_type = 'BASE TABLE'
-               AND c.data_type IN ('text', 'character varying', 'character', 'jsonb', 'json', 'bytea')
-             ORDER BY c.table_name, c.column_name
-        """)
-        by_table = {}
-        for table, column, data_type in self.env.cr.fetchall():
-            by_table.setdefault(table, []).append((column, data_type))
-        return by_table
-
     def _assert_nowhere_in_database(self, *tokens):
-        """Scan every text-like column of every table for the clear tokens."""
-        self.env.flush_all()
-        by_table = self._text_columns()
+        """Scan every text-like and bytea column of every table for the clear tokens."""
+        by_table = text_columns(self.env)
         self.assertIn("mailsync_mailbox", by_table)
         self.assertIn("secret_encrypted", dict(by_table["mailsync_mailbox"]))
         for token in tokens:
             # The random part alone also catches the token inside another encoding.
             needle = token.split("-", 1)[-1]
-            for table, columns in by_table.items():
-                conditions, params = [], []
-                for column, data_type in columns:
-                    if data_type == "bytea":
-                        conditions.append(f'position(%s::bytea in "{column}") > 0')
-                        params.append(needle.encode())
-                    else:
-                        conditions.append(f'"{column}"::text LIKE %s')
-                        params.append(f"%{needle}%")
-                self.env.cr.execute(
-                    f'SELECT 1 FROM "{table}" WHERE {" OR ".join(conditions)} LIMIT 1', params)
-                self.assertFalse(self.env.cr.fetchone(), f"clear secret found in table {table}")
+            found = columns_containing(self.env, needle, by_table)
+            self.assertFalse(found, f"clear secret found in {found}")
 
     def _assert_no_token(self, value, *tokens):
         tokens = tokens or (self.token,)

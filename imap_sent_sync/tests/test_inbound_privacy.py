@@ -5,31 +5,12 @@ import time
 from odoo.tests import tagged
 from odoo.tools import config
 
+from .common import columns_containing
 from .inbound_common import InboundCase, make_mail
 
 
 @tagged("post_install", "-at_install")
 class TestInboundPrivacy(InboundCase):
-
-    def _tables_containing(self, token):
-        """Every (table, column) of the database whose text holds ``token``."""
-        self.env.flush_all()
-        cr = self.env.cr
-        cr.execute("""
-            SELECT c.table_name, c.column_name
-              FROM information_schema.columns c
-              JOIN information_schema.tables t
-                ON t.table_name = c.table_name AND t.table_schema = c.table_schema
-             WHERE c.table_schema = 'public' AND t.table_type = 'BASE TABLE'
-               AND c.data_type IN ('text', 'character varying', 'jsonb', 'json', 'bytea')
-        """)
-        hits = []
-        for table, column in cr.fetchall():
-            cr.execute('SELECT 1 FROM "%s" WHERE position(%%s in "%s"::text) > 0 LIMIT 1'
-                       % (table, column), (token,))
-            if cr.fetchone():
-                hits.append((table, column))
-        return hits
 
     def _files_containing(self, token, since):
         root = os.path.join(config.filestore(self.env.cr.dbname))
@@ -69,8 +50,8 @@ class TestInboundPrivacy(InboundCase):
         self._sync(mailbox)
         self.assertEqual(self._entries(jane).mapped("subject"), ["public"])
         self.assertEqual(mailbox.backfill_total, 4)
-        self.assertEqual(self._tables_containing(token), [])
-        self.assertEqual(self._tables_containing(token.lower()), [])
+        self.assertEqual(columns_containing(self.env, token), [])
+        self.assertEqual(columns_containing(self.env, token.lower()), [])
         self.assertEqual(self._files_containing(token, started), [])
         self.assertEqual(len(self.env["mailsync.link"].search([("mailbox_id", "=", mailbox.id)])), 1)
 

@@ -5,7 +5,7 @@ import uuid
 
 from odoo.tests import tagged
 
-from .common import MailsyncCase
+from .common import MailsyncCase, columns_containing
 
 
 class _CaptureAll(logging.Handler):
@@ -58,26 +58,6 @@ class TestNoSecretInLogs(MailsyncCase):
         self.addCleanup(restore)
         return handler
 
-    def _columns_containing(self, needle):
-        """(table, column) of every text-like column of the database holding ``needle``."""
-        self.env.flush_all()
-        cr = self.env.cr
-        cr.execute("""
-            SELECT c.table_name, c.column_name
-              FROM information_schema.columns c
-              JOIN information_schema.tables t
-                ON t.table_schema = c.table_schema AND t.table_name = c.table_name
-             WHERE c.table_schema = 'public' AND t.table_type = 'BASE TABLE'
-               AND c.data_type IN ('text', 'character varying', 'character', 'json', 'jsonb')
-        """)
-        found = []
-        pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        for table, column in cr.fetchall():
-            cr.execute(f'SELECT 1 FROM "{table}" WHERE "{column}"::text LIKE %s LIMIT 1', [pattern])
-            if cr.fetchone():
-                found.append((table, column))
-        return found
-
     def test_no_secret_in_logs_nor_database(self):
         token = uuid.uuid4().hex[:10]
         # Quote and backslash exercise IMAP quoting; the token makes it unique.
@@ -107,11 +87,11 @@ class TestNoSecretInLogs(MailsyncCase):
 
         # Positive controls: the same scans do find what is meant to be there.
         self.assertIn(rig_user.login, captured)
-        self.assertIn(("mailsync_mailbox", "login"), self._columns_containing(rig_user.login))
+        self.assertIn(("mailsync_mailbox", "login"), columns_containing(self.env, rig_user.login))
 
         for secret in (password, wrong_password):
             for form in self._secret_forms(rig_user.login, secret):
                 self.assertNotIn(form, captured, "a password form reached the logs")
                 self.assertNotIn(form, details)
-                self.assertEqual(self._columns_containing(form), [],
+                self.assertEqual(columns_containing(self.env, form), [],
                                  "a password form is stored in clear")
