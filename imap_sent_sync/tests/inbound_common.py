@@ -7,9 +7,30 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from unittest.mock import patch
 
+from odoo.modules.registry import Registry
+
 from odoo.addons.imap_sent_sync.models import mailsync_sync
 
 from .common import MailsyncCase
+
+
+def delete_committed_sync_data(db, mailbox_ids, partner_ids):
+    """Remove what a test that really commits (crash, cron, concurrency) left in
+    the shared test database: the contacts' imported mail and attachments, the
+    mailboxes (their folders, links and log cascade) and the contacts."""
+    with Registry(db).cursor() as cr:
+        if partner_ids:
+            cr.execute("DELETE FROM mail_message WHERE model = 'res.partner' AND res_id = ANY(%s)",
+                       (list(partner_ids),))
+            cr.execute("DELETE FROM ir_attachment WHERE res_model = 'res.partner' AND res_id = ANY(%s)",
+                       (list(partner_ids),))
+        if mailbox_ids:
+            cr.execute("DELETE FROM mail_message WHERE model = 'mailsync.mailbox' AND res_id = ANY(%s)",
+                       (list(mailbox_ids),))
+            cr.execute("DELETE FROM mailsync_mailbox WHERE id = ANY(%s)", (list(mailbox_ids),))
+        if partner_ids:
+            cr.execute("DELETE FROM res_partner WHERE id = ANY(%s)", (list(partner_ids),))
+        cr.commit()
 
 
 def make_mail(frm, to, subject="Hello", body="Hello there", *, cc=None, bcc=None, date=None,

@@ -18,7 +18,7 @@ from odoo.tests.common import BaseCase, get_db_name
 
 from mailrig import get_shared_rig
 
-from .inbound_common import make_mail, message_id_of
+from .inbound_common import delete_committed_sync_data, make_mail, message_id_of
 
 
 @tagged("post_install", "-at_install")
@@ -26,16 +26,6 @@ class TestInboundConcurrency(BaseCase):
 
     def _env(self, cr):
         return odoo.api.Environment(cr, odoo.SUPERUSER_ID, {})
-
-    def _cleanup(self, db, mailbox_ids, partner_ids):
-        with Registry(db).cursor() as cr:
-            cr.execute("DELETE FROM mail_message WHERE model = 'res.partner' AND res_id = ANY(%s)",
-                       (partner_ids,))
-            cr.execute("DELETE FROM mail_message WHERE model = 'mailsync.mailbox' AND res_id = ANY(%s)",
-                       (mailbox_ids,))
-            cr.execute("DELETE FROM mailsync_mailbox WHERE id = ANY(%s)", (mailbox_ids,))
-            cr.execute("DELETE FROM res_partner WHERE id = ANY(%s)", (partner_ids,))
-            cr.commit()
 
     def test_same_email_imported_by_two_workers_at_once(self):
         db = get_db_name()
@@ -57,7 +47,7 @@ class TestInboundConcurrency(BaseCase):
                 self.assertEqual(mailbox.state, "connected", mailbox.last_error)
                 mailboxes |= mailbox
             cr.commit()
-            self.addCleanup(self._cleanup, db, mailboxes.ids, partner.ids)
+            self.addCleanup(delete_committed_sync_data, db, mailboxes.ids, partner.ids)
             mailboxes.action_sync_now()
             mailboxes._sync_inbound(commit=True)   # first poll: cursors
             cr.commit()
@@ -162,7 +152,7 @@ class TestInboundConcurrency(BaseCase):
                 "ca_pem": rig.ca_pem, "sync_frequency": "manual"})
             mailbox.action_test_connection()
             cr.commit()
-            self.addCleanup(self._cleanup, db, mailbox.ids, partners.ids)
+            self.addCleanup(delete_committed_sync_data, db, mailbox.ids, partners.ids)
             mailbox.action_start_backfill()
             cr.commit()
             while mailbox.backfill_state == "scanning":

@@ -22,7 +22,7 @@ from odoo.tests.common import BaseCase, get_db_name
 
 from mailrig import get_shared_rig
 
-from .inbound_common import make_mail, message_id_of
+from .inbound_common import delete_committed_sync_data, make_mail, message_id_of
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "inbound_crash_worker.py")
 
@@ -37,21 +37,6 @@ class TestInboundCrashSafety(BaseCase):
 
     def _cursor(self):
         return odoo.sql_db.db_connect(self.db).cursor()
-
-    def _cleanup(self, mailbox_id, partner_ids):
-        with self._cursor() as cr:
-            if partner_ids:
-                cr.execute("DELETE FROM mail_message WHERE model = 'res.partner' AND res_id = ANY(%s)",
-                           (partner_ids,))
-                cr.execute("DELETE FROM ir_attachment WHERE res_model = 'res.partner' AND res_id = ANY(%s)",
-                           (partner_ids,))
-            if mailbox_id:
-                cr.execute("DELETE FROM mail_message WHERE model = 'mailsync.mailbox' AND res_id = %s",
-                           (mailbox_id,))
-                cr.execute("DELETE FROM mailsync_mailbox WHERE id = %s", (mailbox_id,))
-            if partner_ids:
-                cr.execute("DELETE FROM res_partner WHERE id = ANY(%s)", (partner_ids,))
-            cr.commit()
 
     def _run_until(self, mailbox_id, should_kill):
         """Start a worker; SIGKILL it shortly after the first BEGIN line for which
@@ -126,7 +111,7 @@ class TestInboundCrashSafety(BaseCase):
         self.assertEqual(setup.returncode, 0, err[-3000:])
         ids = json.loads(out.strip().splitlines()[-1])
         mailbox_id, partner_ids = ids["mailbox"], ids["partners"]
-        self.addCleanup(self._cleanup, mailbox_id, partner_ids)
+        self.addCleanup(delete_committed_sync_data, self.db, [mailbox_id], partner_ids)
 
         # Kill it while scanning, twice while importing, then let it finish.
         plans = [

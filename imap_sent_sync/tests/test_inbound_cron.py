@@ -17,21 +17,11 @@ from mailrig import get_shared_rig
 
 from odoo.addons.imap_sent_sync.models import mailsync_sync
 
-from .inbound_common import make_mail
+from .inbound_common import delete_committed_sync_data, make_mail
 
 
 @tagged("post_install", "-at_install")
 class TestInboundCron(BaseCase):
-
-    def _cleanup(self, db, mailbox_ids, partner_ids):
-        with Registry(db).cursor() as cr:
-            cr.execute("DELETE FROM mail_message WHERE model = 'res.partner' AND res_id = ANY(%s)",
-                       (partner_ids,))
-            cr.execute("DELETE FROM mail_message WHERE model = 'mailsync.mailbox' AND res_id = ANY(%s)",
-                       (mailbox_ids,))
-            cr.execute("DELETE FROM mailsync_mailbox WHERE id = ANY(%s)", (mailbox_ids,))
-            cr.execute("DELETE FROM res_partner WHERE id = ANY(%s)", (partner_ids,))
-            cr.commit()
 
     def test_backfill_runs_as_batched_cron_work(self):
         db = get_db_name()
@@ -51,7 +41,7 @@ class TestInboundCron(BaseCase):
             mailbox.action_test_connection()
             self.assertEqual(mailbox.state, "connected", mailbox.last_error)
             cr.commit()
-            self.addCleanup(self._cleanup, db, mailbox.ids, partner.ids)
+            self.addCleanup(delete_committed_sync_data, db, mailbox.ids, partner.ids)
             cron = env.ref("imap_sent_sync.ir_cron_mailsync_inbound")
             cr.execute("SELECT COALESCE(MAX(id), 0) FROM ir_cron_progress")
             progress_before = cr.fetchone()[0]
