@@ -139,3 +139,61 @@ def test_message_participants_includes_bcc_only_on_sent_mail():
     assert "secret@customer.com" not in message_participants(
         received, own_addresses=["REP@ourco.com"])
     assert message_participants(received, own_addresses=[]) >= {"x@other.org", "client@customer.com"}
+
+
+# ---------------------------------------------------------------- fast path
+# parse_address_list reads simple lists with a regex instead of the stdlib's
+# pure-Python parser (the largest cost of importing mail). Whatever the fast
+# path accepts must give exactly what the stdlib gives.
+
+from email.utils import getaddresses  # noqa: E402
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from imap_sent_sync.mailsync import addresses as addresses_mod  # noqa: E402
+
+FAST_CASES = [
+    "a@b.c", " a@b.c , <d@e.f>", "<a@b.c>", "John Doe <a@b.c>", "John  Doe <a@b.c>",
+    "John Q. Public <a@b.c>", "J.Doe <a@b.c>", '"Doe, J" <a@b.c>', '"" <a@b.c>',
+    "Joe<a@b.c>", '"Joe"<a@b.c>', "O'Neil <a@b.c>", "Mr. <a@b.c>", "A <a@b.c>,",
+    "x.y+tag@sub_domain.example.com", "a@b.c, C <c@d.e>, \"E, F\" <e@f.g>",
+    "ZZENCWORD0ZZ <a@b.c>", "ZZENCWORD0ZZ ZZENCWORD1ZZ <a@b.c>",
+]
+SLOW_CASES = [
+    "Jo (c) <a@b.c>", "x <a@b.c> y", ",a@b.c", "a@b.c d@e.f", "a.@b.c", ".a@b.c",
+    "a@b..c", "a@b.c.", "Group: a@b.c, d@e.f;", '"a\\"b" <a@b.c>', "<@route:a@b.c>",
+    "a@[127.0.0.1]", "José <josé@bücher.de>", "undisclosed-recipients:;", "",
+]
+
+
+@pytest.mark.parametrize("value", FAST_CASES)
+def test_fast_path_accepts_common_lists_and_agrees_with_stdlib(value):
+    fast = addresses_mod._fast_getaddresses(value)
+    assert fast is not None
+    assert fast == getaddresses([value])
+
+
+@pytest.mark.parametrize("value", SLOW_CASES)
+def test_fast_path_leaves_unusual_lists_to_stdlib(value):
+    assert addresses_mod._fast_getaddresses(value) is None
+
+
+_address_pieces = st.sampled_from([
+    "a", "b.c", "x", "John", "Doe", "Q.", ".", "..", " ", "  ", "\t", ",", ", ", "<", ">",
+    "@", "a@b.c", "x.y@ex-ample.org", "<a@b.c>", '"', '"Doe, J"', "(c)", ":", ";", "\\",
+    "é", "=?utf-8?q?J=C3=A9?=", "ZZENCWORD0ZZ", "[1.2.3.4]", "_", "-", "'",
+])
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(_address_pieces, min_size=1, max_size=12).map("".join))
+def test_fast_path_never_disagrees_with_stdlib(value):
+    fast = addresses_mod._fast_getaddresses(value)
+    if fast is not None:
+        assert fast == getaddresses([value])
+
+
+def test_parse_address_list_results_cannot_be_changed_through_the_cache():
+    first = parse_address_list("Jane <jane@example.com>")
+    first.append(("evil", "evil@example.com"))
+    assert parse_address_list("Jane <jane@example.com>") == [("Jane", "jane@example.com")]

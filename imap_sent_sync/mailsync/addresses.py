@@ -13,6 +13,7 @@ how Odoo stores ``res.partner.email_normalized`` (``odoo.tools.email_normalize``
   ``email_normalized``; :func:`lookup_forms` returns both spellings so the
   caller can search partners with ``email_normalized in lookup_forms(addr)``.
 """
+import functools
 import re
 from email.utils import getaddresses
 
@@ -37,9 +38,50 @@ _LOOSE_ADDR_RE = re.compile(r"[^\s<>()\[\],;:\"'@]+@[^\s<>()\[\],;:\"'@]+")
 _PLACEHOLDER = "ZZENCWORD%dZZ"
 _PLACEHOLDER_RE = re.compile(r"ZZENCWORD(\d+)ZZ")
 
+# Fast path for the address lists nearly all mail carries: ``addr``,
+# ``<addr>``, ``Name <addr>`` and ``"Quoted, Name" <addr>`` items with
+# dot-atom addresses. The stdlib parser is pure Python and was the largest
+# single cost of importing mail; what this grammar accepts it parses to the
+# very same pairs (tests/test_addresses.py checks that differentially), and
+# anything else still goes to the stdlib.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PHRASE_WORD = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+"   # obs-phrase: "John Q. Public"
+_DOT_ATOM_ADDR = r"%s(?:\.%s)*@[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*" % (_ATEXT, _ATEXT)
+_FAST_ITEM_RE = re.compile(r"""
+    [ \t]*
+    (?:
+        (?P<bare>%(addr)s)
+      | (?: "(?P<quoted>[^"\\]*)" | (?P<phrase>%(word)s(?:[ \t]+%(word)s)*) )?
+        [ \t]* <(?P<angle>%(addr)s)>
+    )
+    [ \t]* (?P<sep>,|$)
+""" % {"addr": _DOT_ATOM_ADDR, "word": _PHRASE_WORD}, re.X)
+
+
+def _fast_getaddresses(value):
+    """``getaddresses([value])`` for simple lists, or None to use the stdlib."""
+    pairs = []
+    pos, end = 0, len(value)
+    while True:
+        match = _FAST_ITEM_RE.match(value, pos)
+        if not match:
+            return None
+        if match.group("bare"):
+            pairs.append(("", match.group("bare")))
+        else:
+            name = match.group("quoted")
+            if name is None:
+                name = " ".join((match.group("phrase") or "").split())
+            pairs.append((name, match.group("angle")))
+        pos = match.end()
+        if not match.group("sep"):
+            return pairs if pos >= end else None
+        if pos >= end:
+            return pairs  # trailing comma: the stdlib ignores it too
+
 
 def _has_non_ascii(text):
-    return any(ord(ch) > 127 for ch in text)
+    return not text.isascii()
 
 
 def normalize_domain(domain):
@@ -113,6 +155,7 @@ def _is_bare(addr):
     return addr.count("@") == 1 and not re.search(r"[\s<>(),;:\"]", addr)
 
 
+@functools.lru_cache(maxsize=16384)
 def _normalize_bare(addr):
     addr = addr.strip().strip("<>").strip()
     if addr.lower().startswith("mailto:"):
@@ -169,9 +212,17 @@ def parse_address_list(value):
         return []
     if isinstance(value, (bytes, bytearray)):
         value = _decode_bytes(bytes(value))
-    value = str(value).replace("\r", " ").replace("\n", " ").replace("\x00", "")
+    return list(_parse_address_text(str(value)))
+
+
+# The same correspondents fill most From/To/Cc headers of a mailbox: a
+# backfill parses each distinct header value once. Results are tuples of
+# tuples, so a caller cannot change what the cache holds.
+@functools.lru_cache(maxsize=8192)
+def _parse_address_text(value):
+    value = value.replace("\r", " ").replace("\n", " ").replace("\x00", "")
     if not value.strip():
-        return []
+        return ()
     words = []
 
     def _protect(match):
@@ -183,10 +234,12 @@ def parse_address_list(value):
     def _restore(text):
         return _PLACEHOLDER_RE.sub(lambda m: words[int(m.group(1))], text)
 
-    try:
-        pairs = getaddresses([protected])
-    except Exception:  # the stdlib parser has raised on odd input in the past
-        pairs = []
+    pairs = _fast_getaddresses(protected)
+    if pairs is None:
+        try:
+            pairs = getaddresses([protected])
+        except Exception:  # the stdlib parser has raised on odd input in the past
+            pairs = []
     result = []
     broken = not pairs
     for name, address in pairs:
@@ -210,7 +263,7 @@ def parse_address_list(value):
             if address.lower() not in seen and _normalize_bare(address):
                 seen.add(address.lower())
                 result.append(("", address))
-    return result
+    return tuple(result)
 
 
 def extract_addresses(value):

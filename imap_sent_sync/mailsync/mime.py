@@ -288,6 +288,8 @@ def decode_header_text(value):
     if isinstance(value, (bytes, bytearray)):
         value = _decode_header_bytes(bytes(value))[0]
     value = str(value)
+    if value.isprintable() and "=?" not in value:
+        return value  # nearly every header: nothing to decode or clean
     if "=?" in value:
         out = []
         pending = None  # [charset, bytearray]
@@ -1073,15 +1075,18 @@ class _Walker:
 
     def attachment_part(self, node):
         name = self._name_for(node)
-        estimate = _estimated_size(self.raw, node)
         if not self.include:
-            self._skip(name, estimate, node.ctype, "excluded")
+            self._skip(name, _estimated_size(self.raw, node), node.ctype, "excluded")
             return
         # The estimate is exact up to padding for clean base64, so decoding
-        # is avoided only when the part is certainly over the limit.
-        if self._too_large(estimate - 3):
-            self._skip(name, estimate, node.ctype, "too_large")
-            return
+        # is avoided only when the part is certainly over the limit. Counting
+        # the whitespace of a big part costs as much as decoding it, so it is
+        # done only when the encoded length alone does not settle it.
+        if self._too_large((node.end - node.start) * 3 // 4 - 3):
+            estimate = _estimated_size(self.raw, node)
+            if self._too_large(estimate - 3):
+                self._skip(name, estimate, node.ctype, "too_large")
+                return
         data = _payload(self.raw, node, self.defects)
         if self._too_large(len(data)):
             self._skip(name, len(data), node.ctype, "too_large")
@@ -1170,39 +1175,47 @@ def _as_bytes(raw):
     raise MimeParseError("not bytes: %s" % type(raw).__name__)
 
 
-def _addresses_of(headers, *names):
+def _addresses_of(index, *names):
     result = []
     for name in names:
-        for value in _all(headers, name):
+        for value in index.get(name, ()):
             result.extend(_addresses.parse_address_list(value))
     return result
 
 
 def _fill_headers(msg, headers, raw_headers, body_prefix, defects):
     msg.headers = [(name, decode_header_text(value)) for name, value in headers]
-    mid = _first(headers, "Message-ID")
+    index = {}  # lowercased name -> values, in order
+    for name, value in headers:
+        index.setdefault(name.lower(), []).append(value)
+
+    def first(name):
+        values = index.get(name)
+        return values[0] if values else None
+
+    mid = first("message-id")
     msg.message_id = normalize_message_id(mid)
     if not msg.message_id:
         msg.message_id = synthetic_message_id(raw_headers, body_prefix)
         msg.message_id_synthetic = True
         defects.append("missing Message-ID, synthetic id used" if mid is None
                        else "unusable Message-ID, synthetic id used")
-    in_reply_to = _message_id_list(_all(headers, "In-Reply-To"))
+    in_reply_to = _message_id_list(index.get("in-reply-to", ()))
     msg.in_reply_to = in_reply_to[0] if in_reply_to else None
-    msg.references = _message_id_list(_all(headers, "References"))
-    msg.subject = decode_header_text(_first(headers, "Subject") or "").strip()
-    date_value = _first(headers, "Date")
+    msg.references = _message_id_list(index.get("references", ()))
+    msg.subject = decode_header_text(first("subject") or "").strip()
+    date_value = first("date")
     msg.date = _parse_date(date_value)
     if msg.date is None:
         defects.append("missing Date" if date_value is None else "unparseable Date")
-    msg.from_ = _addresses_of(headers, "From")
+    msg.from_ = _addresses_of(index, "from")
     if not msg.from_:
-        msg.from_ = _addresses_of(headers, "Sender")
+        msg.from_ = _addresses_of(index, "sender")
         defects.append("missing From" + (", Sender used" if msg.from_ else ""))
-    msg.to = _addresses_of(headers, "To")
-    msg.cc = _addresses_of(headers, "Cc")
-    msg.bcc = _addresses_of(headers, "Bcc")
-    msg.reply_to = _addresses_of(headers, "Reply-To")
+    msg.to = _addresses_of(index, "to")
+    msg.cc = _addresses_of(index, "cc")
+    msg.bcc = _addresses_of(index, "bcc")
+    msg.reply_to = _addresses_of(index, "reply-to")
 
 
 def parse_message(raw, *, content="full", include_attachments=True, max_attachment_bytes=None):
