@@ -26,6 +26,8 @@
         # Propagation
         "data/ir_cron_server_action.xml",
         "views/mailsync_server_action_views.xml",
+        # Contacts: synced emails, Find Past Emails
+        "views/res_partner_views.xml",
     ],
     "assets": {
         "web.assets_backend": [

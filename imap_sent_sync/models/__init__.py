@@ -18,3 +18,6 @@ from . import res_company
 from . import mailsync_server_action
 from . import mailsync_propagation
 from . import mailsync_propagation_mail
+# Contacts: synced emails, Find Past Emails
+from . import mailsync_contact_search
+from . import res_partner

@@ -1,8 +1,9 @@
 """The inbound sync runner: polls and backfills mailboxes, batch by batch.
 
 Work is cut in *steps*, each one transaction: a poll of every synced folder
-(importing at most one batch of new mail), one batch of the backfill scan, or
-one batch of the backfill import. The folder cursors and the mailbox progress
+(importing at most one batch of new mail), one batch of a contact's Find Past
+Emails (mailsync_contact_search.py), one batch of the backfill scan, or one
+batch of the backfill import. The folder cursors and the mailbox progress
 are written in the same transaction as the data they describe, so a crash or
 a kill at any point loses at most the step in flight, which the next run
 repeats; the dedupe (one chatter entry per record and Message-ID, one link per
@@ -220,6 +221,8 @@ class MailsyncSync(models.AbstractModel):
             AND (
                 m.backfill_state IN ('scanning', 'importing')
                 OR m.sync_requested
+                OR EXISTS (SELECT 1 FROM mailsync_contact_search s
+                            WHERE s.mailbox_id = m.id AND s.state = 'pending')
                 OR (COALESCE(m.sync_frequency, '15min') != 'manual' AND (
                     m.last_poll_at IS NULL
                     OR m.last_poll_at <= (now() AT TIME ZONE 'UTC') - make_interval(secs => (
@@ -440,6 +443,10 @@ class MailsyncSync(models.AbstractModel):
         """Do one bounded unit of work; True when more work is waiting."""
         if self._poll_due(mailbox):
             kind, method = "poll", self._poll
+        elif search := self.env["mailsync.contact.search"]._next_for(mailbox):
+            # Find Past Emails: a user waits for it and each step is small, so
+            # it goes before a backfill (see mailsync_contact_search.py).
+            kind, method = "contact_search", search._search_step
         elif mailbox.backfill_state == "scanning":
             kind, method = "scan", self._scan_step
         elif mailbox.backfill_state == "importing":
@@ -456,6 +463,12 @@ class MailsyncSync(models.AbstractModel):
             return method(*args, **kwargs)
         finally:
             stats.seconds[kind] = stats.seconds.get(kind, 0.0) + time.perf_counter() - start
+
+    @api.model
+    def _work_waiting(self, mailbox):
+        """Work besides polling: a backfill, or Find Past Emails requests."""
+        return (mailbox.backfill_state in ("scanning", "importing")
+                or bool(self.env["mailsync.contact.search"]._next_for(mailbox)))
 
     @api.model
     def _poll_due(self, mailbox):
@@ -516,7 +529,7 @@ class MailsyncSync(models.AbstractModel):
                                                info.highestmodseq))
         if not more:
             mailbox.write({"last_poll_at": fields.Datetime.now(), "sync_requested": False})
-        return more or mailbox.backfill_state in ("scanning", "importing")
+        return more or self._work_waiting(mailbox)
 
     @api.model
     def _cursor(self, folder):

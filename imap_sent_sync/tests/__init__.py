@@ -20,6 +20,8 @@ from . import test_inbound_lifecycle
 from . import test_inbound_matching
 from . import test_inbound_poll
 from . import test_inbound_privacy
+# Contacts
+from . import test_partner_emails
 # Propagation
 from . import test_propagation_to_mailbox
 from . import test_propagation_from_mailbox
