@@ -3,6 +3,8 @@ from . import mailsync_folder
 from . import mailsync_log
 from . import res_config_settings
 from . import mailsync_vault
+# Work queue of the sent copies and the mailbox changes
+from . import mailsync_queue
 # Outbound
 from . import mailsync_outbox
 from . import ir_mail_server

@@ -2,7 +2,6 @@ import base64
 import email.policy
 import logging
 import math
-import threading
 import time
 from datetime import datetime, timedelta
 from email.parser import BytesHeaderParser
@@ -16,6 +15,7 @@ from odoo.tools import email_normalize
 from .mail_mail import SENDING_MAIL_KEY
 from ..mailsync.errors import explain
 from .mailsync_log import capture_protocol_log
+from .mailsync_queue import TIME_BUDGET
 
 _logger = logging.getLogger(__name__)
 
@@ -66,9 +66,6 @@ ADVISORY_CLASS = 0x6D736F62
 # Up to this many copies in a batch, existing copies are looked up by an OR'd
 # HEADER Message-ID search; above, by date (SINCE) and a header FETCH.
 SEARCH_STRATEGY_MAX = 20
-# A cron run stops claiming new batches after this long (the cron is
-# re-triggered through _notify_progress when work remains).
-TIME_BUDGET = 120
 
 
 class MailsyncOutbox(models.Model):
@@ -80,14 +77,22 @@ class MailsyncOutbox(models.Model):
     """
 
     _name = "mailsync.outbox"
+    _inherit = ["mailsync.queue"]
     _description = "Sent Copy To File"
     _order = "id desc"
     _rec_name = "subject"
+    _queue_cron = "imap_sent_sync.ir_cron_mailsync_outbox"
+    _queue_advisory_class = ADVISORY_CLASS
+    # A mailbox in error is still tried: copies are filed as soon as it works.
+    _queue_mailbox_states = ("connected", "error")
+    # Skipped copies can be retried too; a retried copy keeps its done_at
+    # until it is filed again.
+    _queue_retry_states = ("queued", "failed", "skipped")
+    _queue_retry_values = {}
+    # A conflicting batch is safe to claim again: copies already appended are
+    # found by Message-ID on the next attempt, so retrying never duplicates.
+    _queue_max_conflicts = 5
 
-    mailbox_id = fields.Many2one("mailsync.mailbox", required=True, index=True, ondelete="cascade",
-                                 readonly=True)
-    user_id = fields.Many2one(related="mailbox_id.user_id", store=True, index=True, string="Owner")
-    company_id = fields.Many2one(related="mailbox_id.company_id", store=True)
     state = fields.Selection([
         ("queued", "Queued"),
         ("done", "Filed"),
@@ -113,10 +118,8 @@ class MailsyncOutbox(models.Model):
     mail_message_id = fields.Many2one("mail.message", string="Chatter Message",
                                       ondelete="set null", index="btree_not_null", readonly=True)
 
-    # Filing
-    attempts = fields.Integer(readonly=True, help="Times the server refused this copy.")
-    next_try = fields.Datetime(string="Next Try", readonly=True, default=fields.Datetime.now)
-    last_error = fields.Text(readonly=True)
+    # Filing (with next_try, last_error... of mailsync.queue)
+    attempts = fields.Integer(help="Times the server refused this copy.")
     folder_id = fields.Many2one("mailsync.folder", string="Folder", ondelete="set null",
                                 readonly=True)
     folder_path = fields.Char(string="Filed In", readonly=True)
@@ -127,15 +130,11 @@ class MailsyncOutbox(models.Model):
         ("found", "Already in the Folder"),
     ], readonly=True, help="'Already in the Folder': the provider saved the sent mail itself "
                            "(Gmail, Microsoft 365) or an earlier attempt did; no second copy.")
-    done_at = fields.Datetime(string="Filed At", readonly=True)
+    done_at = fields.Datetime(string="Filed At")
 
     def init(self):
         self.env.cr.execute("ALTER TABLE mailsync_outbox ADD COLUMN IF NOT EXISTS raw_bytes bytea")
-        # The cron looks for due rows only; keep that index small.
-        self.env.cr.execute("""
-            CREATE INDEX IF NOT EXISTS mailsync_outbox_due_idx
-                ON mailsync_outbox (next_try, mailbox_id) WHERE state = 'queued'
-        """)
+        super().init()
 
     def _compute_raw_message(self):
         raw = self._read_raw()
@@ -157,27 +156,10 @@ class MailsyncOutbox(models.Model):
     # Actions
     # ------------------------------------------------------------
 
-    def action_retry(self):
-        """Queue again now, with a fresh attempt budget."""
-        rows = self.filtered(lambda row: row.state in ("queued", "failed", "skipped"))
-        rows.check_access("read")
-        rows.sudo().write({"state": "queued", "attempts": 0, "next_try": fields.Datetime.now()})
-        if rows:
-            self._trigger_cron()
-        return True
-
     def action_skip(self):
         """Give up on these copies (the mail itself was sent)."""
-        rows = self.filtered(lambda row: row.state in ("queued", "failed"))
-        rows.check_access("read")
-        rows.sudo().write({"state": "skipped", "done_at": fields.Datetime.now()})
-        for mailbox in rows.mailbox_id:
-            self.env["mailsync.log"]._record(
-                mailbox, "append", "info",
-                self.env._("%(count)s sent copies skipped by %(user)s.",
-                  count=len(rows.filtered(lambda r: r.mailbox_id == mailbox)),
-                  user=self.env.user.name))
-        return True
+        return self._give_up("skipped", "append", lambda count: self.env._(
+            "%(count)s sent copies skipped by %(user)s.", count=count, user=self.env.user.name))
 
     # ------------------------------------------------------------
     # Queueing (called from ir.mail_server.send_email)
@@ -308,9 +290,6 @@ class MailsyncOutbox(models.Model):
 
     @api.model
     def _trigger_cron(self, at=None, mailbox=None, exclude=None):
-        cron = self.env.ref("imap_sent_sync.ir_cron_mailsync_outbox", raise_if_not_found=False)
-        if not cron:
-            return
         if at and mailbox:
             # One trigger per batch slot and mailbox is enough.
             domain = [("mailbox_id", "=", mailbox.id), ("state", "=", "queued"),
@@ -319,7 +298,7 @@ class MailsyncOutbox(models.Model):
                 domain.append(("id", "not in", exclude.ids))
             if self.sudo().search_count(domain, limit=1):
                 return
-        cron.sudo()._trigger(at)
+        super()._trigger_cron(at)
 
     # ------------------------------------------------------------
     # Filing (cron)
@@ -328,103 +307,24 @@ class MailsyncOutbox(models.Model):
     @api.model
     def _cron_process_outbox(self, time_budget=TIME_BUDGET):
         """File due copies, one mailbox batch per transaction, until none is due."""
-        auto_commit = not getattr(threading.current_thread(), "testing", False)
-        deadline = time.monotonic() + time_budget
-        done = 0
-        seen = set()
-        conflicts = 0
-        while time.monotonic() < deadline:
-            claimed = self.browse()
-            try:
-                claimed = self._claim_batch(exclude=seen)
-                if not claimed:
-                    break
-                seen.update(claimed.ids)
-                settled = claimed._process_claimed()
-                if auto_commit:
-                    self.env.cr.commit()
-                done += settled
-            except psycopg2.extensions.TransactionRollbackError:
-                # Another worker (or a user pressing Retry) changed these rows
-                # since this transaction's snapshot. Nothing of the batch is
-                # recorded; copies already appended are found by Message-ID
-                # on the next attempt, so retrying never duplicates.
-                if not auto_commit or conflicts >= 5:
-                    raise
-                conflicts += 1
-                self.env.cr.rollback()
-                seen.difference_update(claimed.ids)
-        if auto_commit:
-            try:
-                self._purge_old_bytes()
-                self.env.cr.commit()
-            except psycopg2.extensions.TransactionRollbackError:
-                self.env.cr.rollback()  # another worker purges them
-        else:
+        return self._process_due(time_budget)
+
+    @api.model
+    def _after_run(self, auto_commit):
+        """Drop the bytes of copies filed long ago (see _purge_old_bytes)."""
+        if not auto_commit:
             self._purge_old_bytes()
-        remaining = self._count_due()
-        self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
-        if auto_commit:
+            return
+        try:
+            self._purge_old_bytes()
             self.env.cr.commit()
-        return done
+        except psycopg2.extensions.TransactionRollbackError:
+            self.env.cr.rollback()  # another worker purges them
 
     @api.model
-    def _count_due(self):
-        self.env.cr.execute("""
-            SELECT count(*) FROM mailsync_outbox o
-              JOIN mailsync_mailbox m ON m.id = o.mailbox_id
-             WHERE o.state = 'queued' AND o.next_try <= %s
-               AND m.active AND m.state IN ('connected', 'error')
-        """, (_utcnow(),))
-        return self.env.cr.fetchone()[0]
-
-    @api.model
-    def _claim_batch(self, exclude=()):
-        """Lock and return the next batch of due rows of one mailbox, or an empty set.
-
-        Rows are locked FOR UPDATE SKIP LOCKED and the mailbox through a
-        transaction-level advisory lock: concurrent cron workers each take a
-        different mailbox, and the locks end with the batch's commit.
-        """
-        self.flush_model()
-        self.env["mailsync.mailbox"].flush_model(["state", "active"])
-        cr = self.env.cr
-        # Wall-clock time, not now(): that is the start of the transaction,
-        # which in a long transaction would hide rows queued since.
-        now = _utcnow()
-        # Paused, disconnected or archived mailboxes keep their copies queued
-        # until they are connected again.
-        cr.execute("""
-            SELECT o.mailbox_id FROM mailsync_outbox o
-              JOIN mailsync_mailbox m ON m.id = o.mailbox_id
-             WHERE o.state = 'queued' AND o.next_try <= %s
-               AND m.active AND m.state IN ('connected', 'error')
-             GROUP BY o.mailbox_id ORDER BY min(o.next_try) LIMIT 50
-        """, (now,))
-        mailbox_ids = [row[0] for row in cr.fetchall()]
-        batch_size = self._global_option("batch_size")
-        batch_bytes = self._global_option("batch_bytes")
-        for mailbox_id in mailbox_ids:
-            cr.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", (ADVISORY_CLASS, mailbox_id))
-            if not cr.fetchone()[0]:
-                continue  # another worker is filing this mailbox's copies
-            cr.execute("""
-                SELECT id, size FROM mailsync_outbox
-                 WHERE mailbox_id = %s AND state = 'queued' AND next_try <= %s
-                   AND NOT (id = ANY(%s))
-                 ORDER BY id
-                 LIMIT %s
-                   FOR UPDATE SKIP LOCKED
-            """, (mailbox_id, now, list(exclude), batch_size))
-            ids, total = [], 0
-            for row_id, size in cr.fetchall():
-                if ids and total + (size or 0) > batch_bytes:
-                    break
-                ids.append(row_id)
-                total += size or 0
-            if ids:
-                return self.browse(ids)
-        return self.browse()
+    def _claim_limits(self):
+        # A batch is one IMAP session: cap its bytes too (large attachments).
+        return self._global_option("batch_size"), self._global_option("batch_bytes")
 
     def _process_claimed(self):
         """Append the claimed rows (one mailbox) and record each outcome.
@@ -598,19 +498,9 @@ class MailsyncOutbox(models.Model):
         mailbox = self.mailbox_id
         policy = self._mailbox_option(mailbox, "error_policy")
         max_attempts = self._mailbox_option(mailbox, "max_attempts") or 1
-        now = fields.Datetime.now()
-        given_up = self.browse()
-        for row in self:
-            attempts = row.attempts + 1
-            if policy == "skip":
-                row.write({"attempts": attempts, "state": "skipped", "done_at": now})
-                given_up |= row
-            elif attempts >= max_attempts:
-                row.write({"attempts": attempts, "state": "failed", "done_at": now})
-                given_up |= row
-            else:
-                row.write({"attempts": attempts,
-                           "next_try": now + timedelta(seconds=self._backoff(attempts))})
+        skip = policy == "skip"
+        given_up = self._attempt_failed(max_attempts, final=skip,
+                                        state="skipped" if skip else "failed")
         if given_up:
             lines = "\n".join("- %s (%s): %s" % (row.subject or "?", row.message_id or "?",
                                                   (row.last_error or "").splitlines()[0])
@@ -631,9 +521,8 @@ class MailsyncOutbox(models.Model):
         return len(given_up)
 
     @api.model
-    def _backoff(self, attempt):
-        base = self._global_option("retry_delay")
-        return min(base * 2 ** max(attempt - 1, 0), self._global_option("retry_delay_max"))
+    def _retry_delays(self):
+        return self._global_option("retry_delay"), self._global_option("retry_delay_max")
 
     def _mailbox_failure(self, mailbox, error, duration_ms, detail, secrets):
         """Nothing could be filed: queue the rows and retry the mailbox later.
@@ -690,25 +579,8 @@ class MailsyncOutbox(models.Model):
                 {"next_try": fields.Datetime.now()})
 
     # ------------------------------------------------------------
-    # Owner notifications: one open activity per problem
+    # Owner notifications: one open activity per problem (_notify_owner)
     # ------------------------------------------------------------
-
-    @api.model
-    def _notify_owner(self, mailbox, summary, note):
-        summary = summary[:250]
-        activity_type = self.env.ref("mail.mail_activity_data_warning", raise_if_not_found=False) \
-            or self.env.ref("mail.mail_activity_data_todo")
-        existing = self.env["mail.activity"].sudo().search([
-            ("res_model", "=", "mailsync.mailbox"), ("res_id", "=", mailbox.id),
-            ("summary", "=", summary)], limit=1)
-        body = note.replace("\n", "<br/>")
-        if existing:
-            existing.note = body
-            return existing
-        _logger.warning("Email Sync: %s (mailbox %s)", summary, mailbox.id)
-        return mailbox.sudo().activity_schedule(
-            activity_type_id=activity_type.id, summary=summary, note=body,
-            user_id=mailbox.user_id.id)
 
     @api.model
     def _resolve_notifications(self, mailbox):
@@ -738,10 +610,6 @@ class MailsyncOutbox(models.Model):
         """, (int(days),))
         if self.env.cr.rowcount:
             self.invalidate_model(["raw_message"])
-
-
-def _utcnow():
-    return datetime.utcnow()
 
 
 def _problem_label(env, error):

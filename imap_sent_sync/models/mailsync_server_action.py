@@ -10,14 +10,13 @@ are idempotent (a copy already moved or gone is done, not failed) and stay
 visible to the mailbox owner and managers as the audit trail.
 """
 import logging
-import threading
 import time
-from datetime import datetime, timedelta
 
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 
 from .mailsync_log import capture_protocol_log
+from .mailsync_queue import TIME_BUDGET
 from ..mailsync.errors import explain
 
 _logger = logging.getLogger(__name__)
@@ -28,11 +27,7 @@ KIND_SELECTION = [
 ]
 # pg_try_advisory_xact_lock(ADVISORY_CLASS, mailbox id): one worker per mailbox.
 ADVISORY_CLASS = 0x6D737361
-TIME_BUDGET = 120           # a cron run stops claiming batches after this many seconds
-BATCH_SIZE = 500            # rows claimed per transaction (one mailbox)
 MAX_ATTEMPTS = 8            # then "failed", and the owner is told
-RETRY_DELAY = 60            # seconds before the first retry, doubling...
-RETRY_DELAY_MAX = 6 * 3600  # ...up to this
 # UIDVALIDITY changed: the inbound sync re-maps the copies by Message-ID at its
 # next poll; wait for it rather than guess.
 STALE_DELAY = 15 * 60
@@ -40,14 +35,13 @@ STALE_DELAY = 15 * 60
 
 class MailsyncServerAction(models.Model):
     _name = "mailsync.server.action"
+    _inherit = ["mailsync.queue"]
     _description = "Mailbox Change"
     _order = "id desc"
     _rec_name = "subject"
+    _queue_cron = "imap_sent_sync.ir_cron_mailsync_server_action"
+    _queue_advisory_class = ADVISORY_CLASS
 
-    mailbox_id = fields.Many2one("mailsync.mailbox", required=True, index=True, ondelete="cascade",
-                                 readonly=True)
-    user_id = fields.Many2one(related="mailbox_id.user_id", store=True, index=True, string="Owner")
-    company_id = fields.Many2one(related="mailbox_id.company_id", store=True)
     kind = fields.Selection(KIND_SELECTION, required=True, readonly=True)
     state = fields.Selection([
         ("queued", "Queued"),
@@ -76,41 +70,15 @@ class MailsyncServerAction(models.Model):
              "synced email, so it was left alone.")
     target_path = fields.Char(string="To Folder", readonly=True)
     target_uid = fields.Integer(string="New UID", readonly=True)
-    attempts = fields.Integer(readonly=True)
-    next_try = fields.Datetime(readonly=True, default=fields.Datetime.now)
-    last_error = fields.Text(readonly=True)
-    done_at = fields.Datetime(readonly=True)
-
-    def init(self):
-        self.env.cr.execute("""
-            CREATE INDEX IF NOT EXISTS mailsync_server_action_due_idx
-                ON mailsync_server_action (next_try, mailbox_id) WHERE state = 'queued'
-        """)
 
     # ------------------------------------------------------------
-    # Actions (list and form buttons)
+    # Actions (list and form buttons; Retry: mailsync.queue)
     # ------------------------------------------------------------
-
-    def action_retry(self):
-        rows = self.filtered(lambda row: row.state in ("queued", "failed"))
-        rows.check_access("read")
-        rows.sudo().write({"state": "queued", "attempts": 0, "next_try": fields.Datetime.now(),
-                           "done_at": False})
-        if rows:
-            self._trigger_cron()
-        return True
 
     def action_cancel(self):
-        rows = self.filtered(lambda row: row.state in ("queued", "failed"))
-        rows.check_access("read")
-        rows.sudo().write({"state": "cancelled", "done_at": fields.Datetime.now()})
-        for mailbox in rows.mailbox_id:
-            self.env["mailsync.log"]._record(
-                mailbox, "move", "info",
-                _("%(count)s mailbox changes cancelled by %(user)s; the server was not touched.",
-                  count=len(rows.filtered(lambda r: r.mailbox_id == mailbox)),
-                  user=self.env.user.name))
-        return True
+        return self._give_up("cancelled", "move", lambda count: _(
+            "%(count)s mailbox changes cancelled by %(user)s; the server was not touched.",
+            count=count, user=self.env.user.name))
 
     # ------------------------------------------------------------
     # Queueing (from mail.message unlink / archive)
@@ -168,13 +136,6 @@ class MailsyncServerAction(models.Model):
             self._trigger_cron()
         return rows
 
-    @api.model
-    def _trigger_cron(self):
-        cron = self.env.ref("imap_sent_sync.ir_cron_mailsync_server_action",
-                            raise_if_not_found=False)
-        if cron:
-            cron.sudo()._trigger()
-
     # ------------------------------------------------------------
     # Processing (cron)
     # ------------------------------------------------------------
@@ -182,65 +143,7 @@ class MailsyncServerAction(models.Model):
     @api.model
     def _cron_process_server_actions(self, time_budget=TIME_BUDGET):
         """Make the due changes, one mailbox batch per transaction."""
-        auto_commit = not getattr(threading.current_thread(), "testing", False)
-        deadline = time.monotonic() + time_budget
-        done = 0
-        seen = set()
-        while time.monotonic() < deadline:
-            claimed = self._claim_batch(exclude=seen)
-            if not claimed:
-                break
-            seen.update(claimed.ids)
-            done += claimed._process_claimed()
-            if auto_commit:
-                self.env.cr.commit()
-        remaining = self._count_due()
-        self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
-        return done
-
-    @api.model
-    def _due_mailboxes_query(self):
-        # Paused, failing or disconnected mailboxes are not connected to:
-        # their rows wait (a paused mailbox's changes run after Resume).
-        return """
-            SELECT a.mailbox_id FROM mailsync_server_action a
-              JOIN mailsync_mailbox m ON m.id = a.mailbox_id
-             WHERE a.state = 'queued' AND a.next_try <= %s
-               AND m.state = 'connected' AND m.active
-        """
-
-    @api.model
-    def _count_due(self):
-        self.env.cr.execute("SELECT count(*) FROM (%s) q" % self._due_mailboxes_query(),
-                            (datetime.utcnow(),))
-        return self.env.cr.fetchone()[0]
-
-    @api.model
-    def _claim_batch(self, exclude=()):
-        """Lock and return due rows of one mailbox (FOR UPDATE SKIP LOCKED plus
-        a transaction advisory lock on the mailbox, like the outbox), or an
-        empty recordset."""
-        self.flush_model()
-        self.env["mailsync.mailbox"].flush_model(["state", "active"])
-        cr = self.env.cr
-        now = datetime.utcnow()
-        cr.execute(self._due_mailboxes_query() + " GROUP BY a.mailbox_id ORDER BY min(a.next_try)"
-                   " LIMIT 50", (now,))
-        for (mailbox_id,) in cr.fetchall():
-            cr.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", (ADVISORY_CLASS, mailbox_id))
-            if not cr.fetchone()[0]:
-                continue
-            cr.execute("""
-                SELECT id FROM mailsync_server_action
-                 WHERE mailbox_id = %s AND state = 'queued' AND next_try <= %s
-                   AND NOT (id = ANY(%s))
-                 ORDER BY id LIMIT %s
-                   FOR UPDATE SKIP LOCKED
-            """, (mailbox_id, now, list(exclude), BATCH_SIZE))
-            ids = [row[0] for row in cr.fetchall()]
-            if ids:
-                return self.browse(ids)
-        return self.browse()
+        return self._process_due(time_budget)
 
     def _process_claimed(self, use_move=None):
         """Make the claimed changes (one mailbox) and record each outcome.
@@ -406,32 +309,16 @@ class MailsyncServerAction(models.Model):
 
     def _wait_stale(self, stats):
         self.ensure_one()
-        attempts = self.attempts + 1
         message = _("The folder %s was reset on the server (new UIDVALIDITY); waiting for the "
                     "next sync to find this email again by its Message-ID.", self.folder_path)
-        if attempts >= MAX_ATTEMPTS:
-            self.write({"attempts": attempts, "state": "failed", "last_error": message,
-                        "done_at": fields.Datetime.now()})
-            stats["failed"] += 1
-        else:
-            self.write({"attempts": attempts, "last_error": message,
-                        "next_try": fields.Datetime.now() + timedelta(seconds=STALE_DELAY)})
-            stats["waiting"] += 1
+        failed = self._attempt_failed(MAX_ATTEMPTS, {"last_error": message}, delay=STALE_DELAY)
+        stats["failed" if failed else "waiting"] += 1
 
     def _row_failure(self, error, stats, final=False):
         text = explain(error)
-        now = fields.Datetime.now()
-        failed = self.browse()
-        for row in self.filtered(lambda r: r.state == "queued"):
-            attempts = row.attempts + 1
-            if final or attempts >= MAX_ATTEMPTS:
-                row.write({"attempts": attempts, "state": "failed", "last_error": text,
-                           "done_at": now})
-                failed |= row
-            else:
-                row.write({"attempts": attempts, "last_error": text,
-                           "next_try": now + timedelta(seconds=_backoff(attempts))})
-                stats["waiting"] += 1
+        rows = self.filtered(lambda r: r.state == "queued")
+        failed = rows._attempt_failed(MAX_ATTEMPTS, {"last_error": text}, final=final)
+        stats["waiting"] += len(rows) - len(failed)
         stats["failed"] += len(failed)
         if failed:
             failed._notify_failed(text)
@@ -441,17 +328,7 @@ class MailsyncServerAction(models.Model):
         from ..mailsync.redact import redact
 
         text = redact(explain(error), secrets)
-        now = fields.Datetime.now()
-        failed = self.browse()
-        for row in self:
-            attempts = row.attempts + 1
-            if attempts >= MAX_ATTEMPTS:
-                row.write({"attempts": attempts, "state": "failed", "last_error": text,
-                           "done_at": now})
-                failed |= row
-            else:
-                row.write({"attempts": attempts, "last_error": text,
-                           "next_try": now + timedelta(seconds=_backoff(attempts))})
+        failed = self._attempt_failed(MAX_ATTEMPTS, {"last_error": text})
         self.env["mailsync.log"]._record(
             mailbox, "move", "failure",
             _("%(count)s mailbox changes waiting (will be retried): %(error)s",
@@ -467,7 +344,7 @@ class MailsyncServerAction(models.Model):
             mailbox, "move", "failure",
             _("%(count)s mailbox changes failed: %(error)s\n%(lines)s",
               count=len(self), error=text, lines=lines))
-        self.env["mailsync.outbox"]._notify_owner(
+        self._notify_owner(
             mailbox, _("Changes in the mailbox failed"),
             _("%(count)s deletes or archives made in Odoo could not be made in the mailbox "
               "%(mailbox)s: %(error)s See Email Sync > Mailbox Changes; retry them from there "
@@ -536,7 +413,3 @@ class _Targets:
                   role=role.title(), path=path))
         self._paths[role] = path
         return path
-
-
-def _backoff(attempt):
-    return min(RETRY_DELAY * 2 ** max(attempt - 1, 0), RETRY_DELAY_MAX)
