@@ -435,6 +435,11 @@ class DbPrep:
 # =========================================================================== workers
 def run_worker(name, spec, run_dir, timeout):
     """Run this file with --worker NAME in the Odoo Python; returns its JSON result."""
+    return wait_worker(start_worker(name, spec, run_dir), timeout)
+
+
+def start_worker(name, spec, run_dir):
+    """Start this file with --worker NAME in the Odoo Python; see wait_worker."""
     spec = dict(spec)
     spec["result_path"] = os.path.join(run_dir, "result-%s.json" % name)
     spec_path = os.path.join(run_dir, "spec-%s.json" % name)
@@ -445,22 +450,28 @@ def run_worker(name, spec, run_dir, timeout):
     env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
     env["MAILSYNC_BENCH_ADDONS_DIR"] = ADDONS_DIR
     env.update(spec.get("env", {}))
-    t0 = time.monotonic()
+    kind = name.split(":", 1)[0]
     with open(logf, "w") as out:
-        proc = subprocess.Popen([ODOO_PY, os.path.abspath(__file__), "--worker", name, "--spec", spec_path],
+        proc = subprocess.Popen([ODOO_PY, os.path.abspath(__file__), "--worker", kind, "--spec", spec_path],
                                 stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env,
                                 start_new_session=True)
-        try:
-            rc = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            rc = "timeout after %ss" % timeout
-    elapsed = time.monotonic() - t0
+    return {"proc": proc, "result_path": spec["result_path"], "log": logf, "t0": time.monotonic()}
+
+
+def wait_worker(worker, timeout):
+    proc = worker["proc"]
+    try:
+        rc = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        rc = "timeout after %ss" % timeout
+    elapsed = time.monotonic() - worker["t0"]
     result = None
-    if os.path.exists(spec["result_path"]):
-        with open(spec["result_path"]) as fh:
+    if os.path.exists(worker["result_path"]):
+        with open(worker["result_path"]) as fh:
             result = json.load(fh)
+    logf = worker["log"]
     if rc != 0 or result is None:
         with open(logf) as fh:
             tail = fh.read()[-4000:]
@@ -638,19 +649,42 @@ class EngineDriver:
         if missing:
             raise RuntimeError("folders not found on the mailbox: %s" % sorted(missing))
 
-    def backfill(self, mailbox, max_runs=100):
+    def backfill(self, mailbox, timeout=3600, on_started=None):
         mailbox.action_start_backfill()
         self.env.cr.commit()
+        if on_started:
+            on_started()
         runs = []
-        for _ in range(max_runs):
-            runs.append(mailbox._sync_inbound(commit=True))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            stats = mailbox._sync_inbound(commit=True)
+            runs.append(stats)
             self.env.cr.commit()
             mailbox.invalidate_recordset()
             if mailbox.backfill_state == "done" or mailbox.state != "connected":
                 break
+            if not stats.steps:
+                time.sleep(0.02)  # the other workers hold the work of the moment
         if mailbox.backfill_state != "done":
             raise RuntimeError("backfill did not finish: state %s/%s, error %s" % (
                 mailbox.state, mailbox.backfill_state, mailbox.sync_error))
+        return _merge_stats(runs)
+
+    def help_backfill(self, timeout=3600):
+        """What a second cron worker does: run the sync (any due mailbox,
+        or help import another worker's backfill) until no backfill is left."""
+        runs = []
+        deadline = time.monotonic() + timeout
+        Mailbox = self.env["mailsync.mailbox"]
+        while time.monotonic() < deadline:
+            stats = self.env["mailsync.sync"]._run(max_seconds=45, commit=True)
+            runs.append(stats)
+            self.env.cr.commit()
+            self.env.invalidate_all()
+            if not Mailbox.search_count([("backfill_state", "in", ("scanning", "importing"))]):
+                break
+            if not stats.steps:
+                time.sleep(0.02)
         return _merge_stats(runs)
 
     def poll(self, mailbox):
@@ -729,6 +763,13 @@ def worker_ours(spec):
         setup_seconds = time.monotonic() - t0
         cr.execute("SELECT COALESCE(MAX(id), 0) FROM mail_message")
         since = cr.fetchone()[0]
+        # More cron workers (--workers): processes that run the sync as the
+        # shipped second cron job does; started now so that their Odoo is
+        # loaded when the backfill starts.
+        helpers = [start_worker("ours_helper:%d" % n, {"odoo_conf": spec["odoo_conf"], "db": spec["db"]},
+                                spec["run_dir"])
+                   for n in range(1, spec.get("workers", 1))]
+        _wait_helpers_ready(helpers)
         before_cmds = counter.snapshot()
         t0, c0 = time.monotonic(), time.process_time()
         if spec.get("profile"):
@@ -747,7 +788,14 @@ def worker_ours(spec):
         else:
             engine_stats = engine.backfill(mailbox)
             seconds, cpu = time.monotonic() - t0, time.process_time() - c0
+        helper_results = [wait_worker(h, 600) for h in helpers]
+        for h in helper_results:
+            if h.get("status") != "ok":
+                raise RuntimeError("helper worker failed: %s" % (h.get("error") or h.get("log_tail")))
         commands = ImapCommandCounter.diff(counter.snapshot(), before_cmds)
+        for h in helper_results:
+            for name, count in h["imap_commands"].items():
+                commands[name] = commands.get(name, 0) + count
         stats, rows = email_message_stats(cr, since)
         # correctness: every expected (message, partner) exactly once, nothing else
         expected = {normalize_mid(mid): [partner_by_email[a] for a in addrs]
@@ -765,6 +813,9 @@ def worker_ours(spec):
             "setup_seconds": setup_seconds,
             "seconds": seconds,
             "cpu_seconds": cpu,
+            "workers": 1 + len(helper_results),
+            "helper_stats": [h["engine_stats"] for h in helper_results],
+            "helper_cpu_seconds": [h["cpu_seconds"] for h in helper_results],
             "mailbox_messages": spec["mailbox_messages"],
             "expected_messages": len(expected),
             "expected_partner_rows": len(exp_pairs),
@@ -782,6 +833,42 @@ def worker_ours(spec):
         result["rows_per_s"] = stats["rows"] / seconds if seconds else None
         result["mailbox_msgs_per_s"] = spec["mailbox_messages"] / seconds if seconds else None
         return result
+
+
+def _wait_helpers_ready(helpers, timeout=120):
+    """Until every helper has its Odoo loaded (it writes a ready file)."""
+    deadline = time.monotonic() + timeout
+    for h in helpers:
+        ready = h["result_path"] + ".ready"
+        while not os.path.exists(ready):
+            if h["proc"].poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("helper worker did not start: see %s" % h["log"])
+            time.sleep(0.05)
+
+
+def worker_ours_helper(spec):
+    """A second cron worker: waits for the backfill to start, then runs the sync."""
+    registry = odoo_registry(spec)
+    counter = ImapCommandCounter().install()
+    with registry.cursor() as cr:
+        env = odoo_env(cr)
+        engine = EngineDriver(env)
+        if not engine.available():
+            return {"status": "unavailable", "reason": engine.reason}
+        open(spec["result_path"] + ".ready", "w").close()
+        deadline = time.monotonic() + 120
+        while not env["mailsync.mailbox"].search_count(
+                [("backfill_state", "in", ("scanning", "importing", "done"))]):
+            if time.monotonic() > deadline:
+                raise RuntimeError("no backfill started")
+            cr.commit()
+            env.invalidate_all()
+            time.sleep(0.01)
+        before = counter.snapshot()
+        c0 = time.process_time()
+        stats = engine.help_backfill()
+        return {"engine_stats": stats, "cpu_seconds": time.process_time() - c0,
+                "imap_commands": ImapCommandCounter.diff(counter.snapshot(), before)}
 
 
 def worker_poll(spec):
@@ -922,6 +1009,7 @@ def worker_memory_engine(spec):
 WORKERS = {
     "fetchmail": worker_fetchmail,
     "ours": worker_ours,
+    "ours_helper": worker_ours_helper,
     "poll": worker_poll,
     "memory_raw": worker_memory_raw,
     "memory_engine": worker_memory_engine,
@@ -993,6 +1081,9 @@ def parse_args(argv):
                     help="git revision whose imap_sent_sync* addons are benchmarked (default HEAD: "
                          "committed code), or 'worktree' for the checkout as it is")
     ap.add_argument("--keep", action="store_true", help="keep the run directory and rig workdir")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="processes running our sync at once, as Odoo's cron workers do "
+                         "(default 1; Odoo's default max_cron_threads is 2)")
     ap.add_argument("--profile", action="store_true",
                     help="run our backfill under cProfile (slower; the .prof and the top "
                          "functions land in the run directory / worker log; implies --keep)")
@@ -1198,7 +1289,8 @@ def _run(args, results, corpus, corpus_mod, rig, preps, conf, run_dir, window_da
                 "owner_name": corpus.owner.name, "folders": folders, "window_days": window_days,
                 "contacts": [{"name": p.name, "email": p.email, "company": p.company} for p in corpus.contacts],
                 "expected": expected, "mailbox_messages": len(corpus.items),
-                "profile": os.path.join(run_dir, "ours.prof") if args.profile else None}
+                "profile": os.path.join(run_dir, "ours.prof") if args.profile else None,
+                "workers": args.workers, "run_dir": run_dir}
         preps["ours"].ensure_current()
         results["ours"] = run_worker("ours", spec, run_dir, 3600)
         o = results["ours"]
@@ -1296,8 +1388,9 @@ def print_table(results):
     if o:
         if o.get("status") == "ok":
             add("ours backfill -> chatter", "%s msgs/s" % fmt_rate(o["msgs_per_s"]),
-                "%d msgs imported in %.1f s (%s mailbox msgs/s)" % (o["imported_messages"], o["seconds"],
-                                                                   fmt_rate(o["mailbox_msgs_per_s"])))
+                "%d msgs imported in %.1f s (%s mailbox msgs/s), %d worker%s" % (
+                    o["imported_messages"], o["seconds"], fmt_rate(o["mailbox_msgs_per_s"]),
+                    o.get("workers", 1), "s" if o.get("workers", 1) > 1 else ""))
             add("ours correctness", "OK" if o["correct"] else "FAILED",
                 "missing %d, duplicates %d, strangers %d" % (o["missing_partner_rows"],
                                                              o["duplicate_partner_rows"], o["unexpected_messages"]))
