@@ -38,6 +38,7 @@ import logging
 import socket
 import ssl
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -98,6 +99,15 @@ class RunStats:
     @property
     def processed(self):
         return self.scanned + self.imported
+
+    @contextmanager
+    def timing(self, kind):
+        """Add the time spent in the block to ``seconds[kind]``."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[kind] = self.seconds.get(kind, 0.0) + time.perf_counter() - start
 
     def add_commands(self, names):
         for name in names:
@@ -394,7 +404,8 @@ class MailsyncSync(models.AbstractModel):
                 if mailbox.sync_failures or mailbox.sync_retry_at:
                     mailbox.write({"sync_failures": 0, "sync_retry_at": False, "sync_error": False})
                 if commit:
-                    self.env.cr.commit()
+                    with stats.timing("commit"):
+                        self.env.cr.commit()
                 if not more or stats.exhausted or (
                         deadline is not None and time.monotonic() >= deadline):
                     break
@@ -908,7 +919,8 @@ class MailsyncSync(models.AbstractModel):
         workers never take the same email, and only the worker holding the
         mailbox writes the mailbox or its folders.
         """
-        mids = self._claim_pending(mailbox)
+        with stats.timing("import: claim"):
+            mids = self._claim_pending(mailbox)
         if not mids:
             if shared:
                 return False
@@ -956,8 +968,9 @@ class MailsyncSync(models.AbstractModel):
                     return False  # the mailbox's own worker resyncs the folder
                 self._resync_folder(mailbox, folder, session, stats)
                 return True
-            parsed_by_mid.update(self._fetch_pending(mailbox, folder, session, folder_links,
-                                                     options, stats))
+            with stats.timing("import: fetch and parse"):
+                parsed_by_mid.update(self._fetch_pending(mailbox, folder, session, folder_links,
+                                                         options, stats))
         candidates = []
         done_links = Link
         for mid, parsed in parsed_by_mid.items():
@@ -978,7 +991,8 @@ class MailsyncSync(models.AbstractModel):
         for mid, parsed in parsed_by_mid.items():
             if parsed is None:
                 dropped |= Link.browse([l.id for l in by_mid[mid]])
-        self._import(mailbox, matched, options, stats, state="synced")
+        with stats.timing("import: create"):
+            self._import(mailbox, matched, options, stats, state="synced")
         dropped.exists().filtered(lambda l: l.state == "pending").unlink()
         return True
 
