@@ -847,6 +847,10 @@ class MailsyncSync(models.AbstractModel):
     def _finish_scan(self, mailbox):
         self._reserve_id_slots(mailbox)
         mailbox.backfill_state = "importing"
+        # The scan is this worker's alone; the import can be shared. The other
+        # inbound jobs found nothing to do while it scanned and went back to
+        # their schedule: call them now so that they help at once.
+        mailbox._trigger_inbound()
 
     @api.model
     def _reserve_id_slots(self, mailbox):

@@ -47,10 +47,18 @@ class TestInboundBackfill(InboundCase):
         mailbox.action_start_backfill()
         with self._batch_sizes(scan=2, import_=2):
             # first poll (cursors), count + 3 scan batches of 2 headers, end of scan
+            crons = self.env["ir.cron"].search([("code", "=", "model._cron_sync_inbound()")])
+            self.assertEqual(len(crons), 2)
+            Trigger = self.env["ir.cron.trigger"]
             while mailbox.backfill_state == "scanning":
+                triggers = {cron: Trigger.search_count([("cron_id", "=", cron.id)]) for cron in crons}
                 self._sync(mailbox, max_steps=1)
             self.assertEqual(mailbox.backfill_state, "importing")
             self.assertEqual((mailbox.backfill_scanned, mailbox.backfill_matched), (6, 6))
+            # The step that ended the scan called every inbound job to share the import.
+            for cron in crons:
+                self.assertEqual(Trigger.search_count([("cron_id", "=", cron.id)]), triggers[cron] + 1,
+                                 cron.name)
             self.assertFalse(self._entries(jane), "the scan reads headers only")
             self._sync(mailbox, max_steps=1)
             # The first import batch holds the two most recent emails.
