@@ -812,7 +812,8 @@ def worker_ours(spec):
             "engine_stats": engine_stats,
             "setup_seconds": setup_seconds,
             "seconds": seconds,
-            "cpu_seconds": cpu,
+            # every worker's: the ratio per CPU second must not favour more workers
+            "cpu_seconds": cpu + sum(h["cpu_seconds"] for h in helper_results),
             "workers": 1 + len(helper_results),
             "helper_stats": [h["engine_stats"] for h in helper_results],
             "helper_cpu_seconds": [h["cpu_seconds"] for h in helper_results],
@@ -1081,6 +1082,9 @@ def parse_args(argv):
                     help="git revision whose imap_sent_sync* addons are benchmarked (default HEAD: "
                          "committed code), or 'worktree' for the checkout as it is")
     ap.add_argument("--keep", action="store_true", help="keep the run directory and rig workdir")
+    ap.add_argument("--attachment-share", type=float, default=0.10,
+                    help="share of conversations whose messages carry attachments (default 0.10, "
+                         "the issue's mix; 0 gives a light corpus of text and HTML mail)")
     ap.add_argument("--workers", type=int, default=1,
                     help="processes running our sync at once, as Odoo's cron workers do "
                          "(default 1; Odoo's default max_cron_threads is 2)")
@@ -1155,7 +1159,7 @@ def main(argv=None):
 
     # corpus
     log("generating corpus: %d messages, seed %d", args.messages, args.seed)
-    corpus = corpus_mod.generate(args.messages, args.seed)
+    corpus = corpus_mod.generate(args.messages, args.seed, attachment_share=args.attachment_share)
     summary = corpus.summary()
     summary["generation_seconds"] = round(corpus.generation_seconds, 1)
     results["corpus"] = summary
@@ -1402,7 +1406,7 @@ def print_table(results):
             "target >= %.0fx (imported msgs/s, wall time)" % TARGETS["ratio_vs_fetchmail"])
     if "ours_vs_fetchmail_cpu" in r:
         add("ratio per Odoo CPU second", "%.1fx" % r["ours_vs_fetchmail_cpu"],
-            "ours %.0f s CPU, fetchmail %.0f s CPU" % (results["ours"]["cpu_seconds"],
+            "ours %.0f s CPU (all workers), fetchmail %.0f s CPU" % (results["ours"]["cpu_seconds"],
                                                      results["fetchmail"]["cpu_seconds"]))
     p = results.get("poll")
     if p:
