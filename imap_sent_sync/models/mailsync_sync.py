@@ -324,48 +324,25 @@ class MailsyncSync(models.AbstractModel):
         """Import batches of a backfill owned by another worker, with an IMAP
         connection of our own, until none is left to take. Never writes the
         mailbox or its folders; failures are left to the owner to report."""
-        session = None
-        clashes = 0
+
+        def keep_going():
+            # The helper slot first: its statement opens the next snapshot,
+            # as close as possible to the claim of the next emails.
+            if not self._take_helper_slot(mailbox.id):
+                return False
+            box = mailbox.browse(mailbox.id)
+            return box.state == "connected" and box.backfill_state == "importing"
+
         try:
-            while True:
-                if session is None:
-                    session = _Session(mailbox)
-                before = len(session.commands.names)
-                try:
-                    more = self._step_timed("import", self._import_step, mailbox, session, stats,
-                                            shared=True)
-                except ConcurrentImport:
-                    self.env.cr.rollback()
-                    self.env.invalidate_all()
-                    clashes += 1
-                    stats.clashes += 1
-                    if clashes > MAX_CLASH_RETRIES or not self._take_helper_slot(mailbox.id):
-                        break
-                    continue
-                stats.steps += 1
-                stats.add_commands(session.commands.names[before:])
-                self.env.cr.commit()
-                self.env.invalidate_all()
-                if not more or stats.exhausted or (
-                        deadline is not None and time.monotonic() >= deadline):
-                    break
-                # The helper slot first: its statement opens the next snapshot,
-                # as close as possible to the claim of the next emails.
-                if not self._take_helper_slot(mailbox.id):
-                    break
-                mailbox = mailbox.browse(mailbox.id)
-                if mailbox.state != "connected" or mailbox.backfill_state != "importing":
-                    break
+            self._step_loop(
+                mailbox, stats,
+                lambda session: self._step_timed("import", self._import_step, mailbox, session,
+                                                 stats, shared=True),
+                after_step=self.env.invalidate_all, keep_going=keep_going, deadline=deadline)
         except NETWORK_ERRORS as error:
             stats.errors += 1
             self.env.cr.rollback()
             _logger.info("mailsync: helping import mailbox %s failed: %s", mailbox.id, error)
-        finally:
-            if session is not None:
-                try:
-                    session.close()
-                except Exception:  # noqa: BLE001
-                    _logger.debug("closing IMAP session failed", exc_info=True)
         return stats
 
     # ------------------------------------------------------------
@@ -375,42 +352,18 @@ class MailsyncSync(models.AbstractModel):
     @api.model
     def _run_mailbox(self, mailbox, stats, *, deadline=None, commit=True):
         stats.mailboxes.add(mailbox.id)
-        session = None
-        clashes = 0
+
+        def after_step():
+            # Counted from the links, not stored: not invalidated by the ORM.
+            mailbox.invalidate_recordset(
+                ["backfill_matched", "backfill_imported", "backfill_progress", "link_count"])
+            if mailbox.sync_failures or mailbox.sync_retry_at:
+                mailbox.write({"sync_failures": 0, "sync_retry_at": False, "sync_error": False})
+
         try:
-            while True:
-                if session is None:
-                    session = _Session(mailbox)
-                before = len(session.commands.names)
-                try:
-                    more = self._step(mailbox, session, stats)
-                except ConcurrentImport:
-                    # Another worker imported some of these emails meanwhile:
-                    # start the step again on a fresh snapshot, which sees them.
-                    if not commit:
-                        raise
-                    self.env.cr.rollback()
-                    self.env.invalidate_all()
-                    clashes += 1
-                    stats.clashes += 1
-                    if clashes > MAX_CLASH_RETRIES or not self._relock(mailbox):
-                        break  # the next run takes it from there
-                    continue
-                stats.steps += 1
-                stats.add_commands(session.commands.names[before:])
-                # Counted from the links, not stored: not invalidated by the ORM.
-                mailbox.invalidate_recordset(
-                    ["backfill_matched", "backfill_imported", "backfill_progress", "link_count"])
-                if mailbox.sync_failures or mailbox.sync_retry_at:
-                    mailbox.write({"sync_failures": 0, "sync_retry_at": False, "sync_error": False})
-                if commit:
-                    with stats.timing("commit"):
-                        self.env.cr.commit()
-                if not more or stats.exhausted or (
-                        deadline is not None and time.monotonic() >= deadline):
-                    break
-                if not self._relock(mailbox):
-                    break
+            self._step_loop(mailbox, stats, lambda session: self._step(mailbox, session, stats),
+                            after_step=after_step, keep_going=lambda: self._relock(mailbox),
+                            deadline=deadline, commit=commit)
         except NETWORK_ERRORS as error:
             stats.errors += 1
             if commit:
@@ -420,13 +373,53 @@ class MailsyncSync(models.AbstractModel):
             self._record_failure(mailbox, error)
             if commit:
                 self.env.cr.commit()
+        return stats
+
+    @api.model
+    def _step_loop(self, mailbox, stats, step, *, after_step, keep_going, deadline=None,
+                   commit=True):
+        """Run ``step(session)`` on one IMAP session of ``mailbox``, one
+        transaction per step, until it reports no more work, the budget is
+        spent or ``keep_going()`` (which re-takes this worker's hold on the
+        mailbox on the new snapshot) says no. A step that clashed with another
+        worker's import is rolled back and run again on a fresh snapshot,
+        which sees that import. Network errors are the caller's to handle."""
+        session = None
+        clashes = 0
+        try:
+            while True:
+                if session is None:
+                    session = _Session(mailbox)
+                before = len(session.commands.names)
+                try:
+                    more = step(session)
+                except ConcurrentImport:
+                    if not commit:
+                        raise
+                    self.env.cr.rollback()
+                    self.env.invalidate_all()
+                    clashes += 1
+                    stats.clashes += 1
+                    if clashes > MAX_CLASH_RETRIES or not keep_going():
+                        return  # the next run takes it from there
+                    continue
+                stats.steps += 1
+                stats.add_commands(session.commands.names[before:])
+                after_step()
+                if commit:
+                    with stats.timing("commit"):
+                        self.env.cr.commit()
+                if not more or stats.exhausted or (
+                        deadline is not None and time.monotonic() >= deadline):
+                    return
+                if not keep_going():
+                    return
         finally:
             if session is not None:
                 try:
                     session.close()
                 except Exception:  # noqa: BLE001 - the connection may already be dead
                     _logger.debug("closing IMAP session failed", exc_info=True)
-        return stats
 
     @api.model
     def _record_failure(self, mailbox, error):
