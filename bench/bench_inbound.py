@@ -1085,9 +1085,10 @@ def parse_args(argv):
     ap.add_argument("--attachment-share", type=float, default=0.10,
                     help="share of conversations whose messages carry attachments (default 0.10, "
                          "the issue's mix; 0 gives a light corpus of text and HTML mail)")
-    ap.add_argument("--workers", type=int, default=1,
+    ap.add_argument("--workers", type=int, default=2,
                     help="processes running our sync at once, as Odoo's cron workers do "
-                         "(default 1; Odoo's default max_cron_threads is 2)")
+                         "(default 2: Odoo's default max_cron_threads, and the two inbound "
+                         "jobs we ship; 1 measures a single worker)")
     ap.add_argument("--profile", action="store_true",
                     help="run our backfill under cProfile (slower; the .prof and the top "
                          "functions land in the run directory / worker log; implies --keep)")
