@@ -504,3 +504,46 @@ def test_never_raises_anything_but_mime_parse_error(raw):
         assert first.message_id and first.message_id == second.message_id
         if first.message_id_synthetic:
             assert first.message_id.endswith("@" + mime.SYNTHETIC_ID_DOMAIN)
+
+
+# ---------------------------------------------------------------- data: images
+
+PNG_1PX = base64.b64decode(
+    b"iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+
+
+def _html_mail(html):
+    return (b"From: a@example.com\r\nTo: b@example.com\r\nSubject: img\r\n"
+            b"Message-ID: <img@example.com>\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+            + html.encode())
+
+
+def test_data_url_images_become_inline_attachments():
+    data = base64.b64encode(PNG_1PX).decode()
+    wrapped = "\r\n".join(data[i:i + 20] for i in range(0, len(data), 20))
+    raw = _html_mail('<p>A<img src="data:image/png;base64,%s" alt="x"> B'
+                     "<img src='data:image/JPEG;base64,%s'></p>" % (wrapped, data))
+    msg = parse_message(raw)
+    assert "data:" not in msg.body_html
+    assert [(a.filename, a.content_type, a.data, a.inline) for a in msg.attachments] == [
+        ("image1.png", "image/png", PNG_1PX, True), ("image2.jpeg", "image/jpeg", PNG_1PX, True)]
+    for att in msg.attachments:
+        assert "cid:%s" % att.content_id in msg.body_html
+    assert 'alt="x"' in msg.body_html
+
+
+def test_data_url_images_follow_the_attachment_rules():
+    raw = _html_mail('<p><img src="data:image/png;base64,%s"></p>' % base64.b64encode(PNG_1PX).decode())
+    off = parse_message(raw, include_attachments=False)
+    small = parse_message(raw, max_attachment_bytes=10)
+    for msg, reason in ((off, "excluded"), (small, "too_large")):
+        assert msg.attachments == []
+        assert "data:" not in msg.body_html and 'src=""' in msg.body_html
+        assert [(s.filename, s.size, s.reason) for s in msg.skipped_attachments] == [
+            ("image1.png", len(PNG_1PX), reason)]
+
+
+def test_text_mentioning_data_urls_is_left_alone():
+    raw = _html_mail("<p>Use data:image/png;base64,AAAA in CSS</p>")
+    msg = parse_message(raw)
+    assert msg.body_html.count("data:image/png;base64,AAAA") == 1 and msg.attachments == []

@@ -957,6 +957,10 @@ def _estimated_size(raw, node):
 
 # ---------------------------------------------------------------- walking
 
+# src="data:image/png;base64,...": the only data URLs worth keeping (Odoo's
+# sanitizer drops the others). Quoted values only, as mail clients write them.
+_DATA_IMAGE_SRC_RE = re.compile(
+    r"""src\s*=\s*(["'])\s*data:(image/[a-z0-9.+-]+)\s*;\s*base64\s*,([a-z0-9+/=\s]*)\1""", re.I)
 _HTML_META_CHARSET_RE = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.I)
 _BODY_TYPES = {"text/plain", "text/html", "text/rtf", "application/rtf", "text/enriched"}
 _TNEF_TYPES = {"application/ms-tnef", "application/vnd.ms-tnef"}
@@ -1127,6 +1131,34 @@ class _Walker:
         if content.body_html or content.body_text or content.body_rtf:
             self.tnef.append(content)
 
+    def data_images(self, html):
+        """Move the images written into the HTML as ``data:`` URLs to
+        attachments, referenced by ``cid:`` like inline parts.
+
+        Odoo's mail gateway does the same when it posts a body (mail.message
+        turns such images into attachments): kept in the body they would sit
+        in the database and in every chatter read. The attachment rules
+        apply: with attachments off or over the size limit the image is left
+        out of the body and listed as skipped.
+        """
+        count = [0]
+
+        def repl(match):
+            quote, ctype = match.group(1), match.group(2).lower()
+            data = _b64_tolerant(match.group(3).encode("ascii"))
+            count[0] += 1
+            name = "image%d.%s" % (count[0], ctype.split("/", 1)[1].split("+", 1)[0])
+            if not self.include or self._too_large(len(data)):
+                self._skip(name, len(data), ctype, "excluded" if not self.include else "too_large")
+                return "src=%s%s" % (quote, quote)
+            content_id = "mailsync-data-image-%d" % count[0]
+            self.attachments.append(Attachment(
+                filename=name, content_type=ctype, data=data, size=len(data),
+                content_id=content_id, inline=True))
+            return "src=%scid:%s%s" % (quote, content_id, quote)
+
+        return _DATA_IMAGE_SRC_RE.sub(repl, html)
+
     def bodies(self):
         """(html, text) from the collected pieces, with TNEF/RTF fallbacks."""
         pieces = [(k, t) for k, t in self.pieces if t.strip()]
@@ -1248,6 +1280,8 @@ def parse_message(raw, *, content="full", include_attachments=True, max_attachme
     walker = _Walker(raw, content, include_attachments, max_attachment_bytes, defects)
     walker.walk(node)
     msg.body_html, msg.body_text = walker.bodies()
+    if msg.body_html and "data:" in msg.body_html:
+        msg.body_html = walker.data_images(msg.body_html)
     msg.attachments = walker.attachments
     msg.skipped_attachments = walker.skipped
     return msg

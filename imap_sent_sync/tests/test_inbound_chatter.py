@@ -162,3 +162,20 @@ class TestInboundChatter(InboundCase):
         self.assertTrue(image)
         self.assertIn("/web/image/%s?access_token=%s" % (image.id, image.access_token), entry.body)
         self.assertNotIn("cid:", entry.body)
+
+    def test_data_url_images_become_attachments_as_in_odoos_gateway(self):
+        # mail.message turns data: images of a posted body into attachments;
+        # the importer writes bodies itself, so the MIME layer does it.
+        import base64
+        mailbox, rig_user = self._connected_mailbox()
+        jane = self._contact("%s@example.com" % self._uniq("jane"))
+        html = '<p>Chart: <img src="data:image/png;base64,%s"></p>' % base64.b64encode(PNG).decode()
+        self.rig.append(rig_user, "INBOX", make_mail(jane.email, rig_user.address, "chart",
+                                                     html=html))
+        self._backfill(mailbox)
+        entry = self._entries(jane)
+        image = entry.attachment_ids.filtered(lambda a: a.name == "image1.png")
+        self.assertEqual(image.raw, PNG)
+        self.assertEqual((image.res_model, image.res_id), ("res.partner", jane.id))
+        self.assertIn("/web/image/%s?access_token=%s" % (image.id, image.access_token), entry.body)
+        self.assertNotIn("data:", entry.body)
