@@ -1042,6 +1042,10 @@ class MailsyncMailbox(models.Model):
         for mailbox in self.sudo():
             mailbox._clear_secret()
             mailbox.write({"state": "disconnected", "sync_requested": False})
+            # Find Past Emails waiting for this mailbox would never run now.
+            self.env["mailsync.contact.search"].sudo().search(
+                [("mailbox_id", "=", mailbox.id), ("state", "=", "pending")]).write(
+                {"state": "failed", "error": _("The mailbox was disconnected.")})
             self.env["mailsync.log"]._record(
                 mailbox, "credentials", "info",
                 _("Disconnected by %s: password removed, sync stopped, history kept.",

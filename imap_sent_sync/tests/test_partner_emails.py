@@ -172,6 +172,39 @@ class TestPartnerEmails(InboundCase):
                          ["m0", "m1", "m2", "m3", "m4"])
         self.assertEqual((request.found_count, request.imported_count), (5, 5))
 
+    def test_find_past_emails_from_the_contacts_list(self):
+        mailbox, _rig_user = self._connected_mailbox()
+        self._only_these_mailboxes(mailbox)
+        jane = self._contact("%s@example.com" % self._uniq("jane"))
+        nameless = self.env["res.partner"].create({"name": "No Address"})
+        # Odoo runs a list action for users who may edit the records: every
+        # new user may edit contacts by default (base.default_user).
+        self.user_rep.groups_id += self.env.ref("base.group_partner_manager")
+        action = self.env.ref("imap_sent_sync.action_res_partner_find_past_emails")
+        Actions = self.env["ir.actions.actions"]
+        self.assertIn(action.id, [a["id"] for a in Actions.with_user(self.user_rep)
+                                  .get_bindings("res.partner")["action"]])
+        self.assertNotIn(action.id, [a["id"] for a in Actions.with_user(self._plain_user())
+                                     .get_bindings("res.partner")["action"]])
+        result = action.with_user(self.user_rep).with_context(
+            active_model="res.partner", active_ids=(jane | nameless).ids).run()
+        self.assertEqual(result["params"]["type"], "info")
+        self.assertEqual(self._requests(jane).mailbox_id, mailbox)
+        self.assertFalse(self._requests(nameless), "contacts without an address are left out")
+        with self.assertRaises(UserError):
+            action.with_user(self.user_rep).with_context(
+                active_model="res.partner", active_ids=nameless.ids).run()
+
+    def test_disconnecting_a_mailbox_ends_its_waiting_requests(self):
+        mailbox, _rig_user = self._connected_mailbox()
+        self._only_these_mailboxes(mailbox)
+        jane = self._contact("%s@example.com" % self._uniq("jane"))
+        self._find(jane)
+        self.assertEqual(self._requests(jane).state, "pending")
+        mailbox.action_disconnect()
+        self.assertEqual((self._requests(jane).state, self._requests(jane).error),
+                         ("failed", "The mailbox was disconnected."))
+
     def test_without_address_or_mailbox(self):
         nobody = self.Partner.create({"name": "No Address"})
         with self.assertRaisesRegex(UserError, "No Address has no valid email address"):
