@@ -1,6 +1,7 @@
 import html
 import logging
 import time
+from datetime import timedelta
 
 from markupsafe import Markup
 
@@ -14,6 +15,7 @@ from ..mailsync.redact import redact
 from .mailsync_log import capture_protocol_log
 from .mailsync_outbox import (  # Outbound
     CONTENT_SELECTION, ERROR_POLICY_SELECTION, FREQUENCY_SELECTION)
+from .mailsync_sync import FREQUENCY_MINUTES
 
 _logger = logging.getLogger(__name__)
 
@@ -32,6 +34,10 @@ DEFAULT_SYNC_ROLES = ("inbox", "sent")
 # Odoo's own default for network operations is too long for an interactive
 # button; 20 s still covers slow providers (see Settings to change it).
 DEFAULT_TIMEOUT = 20.0
+
+# Failed connections in a row (inbound or Sent copies) after which a mailbox
+# shows as failing rather than retrying.
+HEALTH_FAILING_AFTER = 3
 
 
 class MailsyncMailbox(models.Model):
@@ -272,6 +278,16 @@ class MailsyncMailbox(models.Model):
                                         string="Mailbox Changes")
     server_action_queued_count = fields.Integer(compute="_compute_server_action_counts")
     server_action_failed_count = fields.Integer(compute="_compute_server_action_counts")
+
+    # Health: what an admin watching Email Sync > Mailboxes needs at a glance,
+    # from the state, the failures in a row and the two queues.
+    health = fields.Selection([
+        ("ok", "OK"),
+        ("warning", "Warning"),
+        ("failing", "Failing"),
+        ("off", "Not Syncing"),
+    ], compute="_compute_health")
+    health_summary = fields.Char(string="Health Details", compute="_compute_health")
 
     @api.constrains("propagate_delete_to_odoo", "company_id")
     def _check_propagate_delete_to_odoo(self):
@@ -842,6 +858,41 @@ class MailsyncMailbox(models.Model):
         mailboxes = super().create(vals_list)
         mailboxes.filtered(lambda m: m.state != "draft")._outbound_sync_mail_server()
         return mailboxes
+
+    @api.depends("state", "sync_failures", "sent_copy_failures", "sync_error", "last_error",
+                 "last_poll_at", "sync_frequency")
+    def _compute_health(self):
+        for mailbox in self:
+            mailbox.health, mailbox.health_summary = mailbox._health()
+
+    def _health(self):
+        """(health, summary) of one mailbox; see the health field."""
+        if self.state in ("draft", "disconnected"):
+            return "off", _("Not connected")
+        if self.state == "paused":
+            return "off", _("Paused")
+        if self.state == "error":
+            return "failing", self.last_error or _("The server refused the connection.")
+        failures = max(self.sync_failures, self.sent_copy_failures)
+        if failures >= HEALTH_FAILING_AFTER:
+            return "failing", _("%(count)s failed attempts in a row: %(error)s",
+                                count=failures, error=self.sync_error or _("see the log"))
+        problems = []
+        if failures:
+            problems.append(_("retrying after a failure: %s", self.sync_error or _("see the log")))
+        if self.outbox_failed_count:
+            problems.append(_("%s sent copies could not be filed", self.outbox_failed_count))
+        if self.server_action_failed_count:
+            problems.append(_("%s mailbox changes failed", self.server_action_failed_count))
+        minutes = FREQUENCY_MINUTES.get(self.sync_frequency)
+        if minutes and self.last_poll_at and self.last_poll_at < fields.Datetime.now() - timedelta(
+                minutes=3 * minutes + 5):
+            # Three polls missed: the cron is not running (or not keeping up).
+            problems.append(_("no mail checked since %s",
+                              fields.Datetime.to_string(self.last_poll_at)))
+        if problems:
+            return "warning", "; ".join(problems)
+        return "ok", _("OK")
 
     def _compute_outbox_counts(self):
         counts = {(mailbox.id, state): count for mailbox, state, count in
