@@ -12,6 +12,8 @@ visible to the mailbox owner and managers as the audit trail.
 import logging
 import time
 
+import psycopg2
+
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 
@@ -174,6 +176,11 @@ class MailsyncServerAction(models.Model):
                         group._run_group(client, kind, source, targets, caps, use_move, stats)
         except (MailsyncError, UserError) as error:
             failure = error
+        except psycopg2.Error:
+            # The database, not the server: the transaction is unusable, so
+            # recording a failure here would only raise again. The cron loop
+            # rolls the batch back; the rows stay queued.
+            raise
         except Exception as error:  # noqa: BLE001 - unexpected answer: keep the rows queued
             _logger.exception("Email Sync: mailbox changes of mailbox %s failed", mailbox.id)
             failure = error

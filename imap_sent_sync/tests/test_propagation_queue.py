@@ -3,6 +3,9 @@ server is down, idempotent, visible to the owner and managers, never blocking
 the user; Pause/Resume re-syncs without duplicates and without replaying
 old deletes."""
 from datetime import timedelta
+from unittest.mock import patch
+
+import psycopg2.errors
 
 from odoo import fields
 from odoo.exceptions import AccessError
@@ -35,6 +38,26 @@ class TestServerActionQueue(PropagationCase):
         self._process()
         self.assertEqual((action.state, action.result), ("done", "moved"))
         self.assertEqual(self._where(rig_user, mid), {"Trash": 1})
+
+    def test_a_database_error_is_not_taken_for_a_server_failure(self):
+        # Recording it as a connection failure would write in an aborted
+        # transaction and hide the real error behind "transaction is aborted".
+        mailbox, rig_user = self._mailbox("standard")
+        _mid, entry = self._receive(mailbox, rig_user, "database trouble")
+        entry.unlink()
+        action = self._actions(mailbox)
+        Action = type(self.env["mailsync.server.action"])
+
+        def broken_database(self_, *args, **kwargs):
+            self_.env.cr.execute("SELECT 1 / 0")
+
+        claimed = self.env["mailsync.server.action"]._claim_batch()
+        with patch.object(Action, "_run_group", broken_database), \
+                self.assertRaises(psycopg2.errors.DivisionByZero), \
+                self.env.cr.savepoint():
+            claimed._process_claimed()
+        action.invalidate_recordset()
+        self.assertEqual((action.state, action.attempts), ("queued", 0))
 
     def test_gives_up_after_max_attempts_and_tells_the_owner(self):
         mailbox, rig_user = self._mailbox("standard")
