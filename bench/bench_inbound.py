@@ -16,7 +16,8 @@ What it does, all on loopback (a private mailrig Dovecot on free ports, the loca
    message) importing a subset of the same corpus (--baseline-messages, stride-sampled so
    the mix is the same) from another rig user, in an Odoo subprocess.
 4. Ours: imap_sent_sync's backfill of the whole corpus into a fresh database with the
-   corpus's contacts as res.partner records, in an Odoo subprocess; wall time, messages
+   corpus's contacts as res.partner records, in Odoo subprocesses (--workers, default 2:
+   the second one runs what the shipped second cron job runs); wall time, messages
    into the chatter per second, and a correctness check (every expected message exactly
    once per matched contact, nothing from strangers).
 5. No-change poll of a 10-folder mailbox: median wall time and IMAP commands per poll
