@@ -36,6 +36,7 @@ the engine's entry points.
 """
 import argparse
 import collections
+import contextlib
 import hashlib
 import json
 import os
@@ -491,6 +492,8 @@ def _worker_main(name, spec_path):
     result = {}
     try:
         result = fn(spec) or {}
+    except EngineUnavailable as error:
+        result = {"status": "unavailable", "reason": str(error)}
     except Exception:
         import traceback
         result = {"status": "failed", "error": traceback.format_exc()}
@@ -523,6 +526,22 @@ def odoo_registry(spec):
 def odoo_env(cr):
     from odoo import SUPERUSER_ID, api
     return api.Environment(cr, SUPERUSER_ID, {})
+
+
+class EngineUnavailable(Exception):
+    """The benchmarked revision has no inbound engine: the stage reports 'unavailable'."""
+
+
+@contextlib.contextmanager
+def engine_cursor(spec):
+    """(cursor, env, EngineDriver) on the worker's database, for the stages that
+    drive our engine; raises EngineUnavailable when the revision has none."""
+    with odoo_registry(spec).cursor() as cr:
+        env = odoo_env(cr)
+        engine = EngineDriver(env)
+        if not engine.available():
+            raise EngineUnavailable(engine.reason)
+        yield cr, env, engine
 
 
 def email_message_stats(cr, since_id, models=None):
@@ -743,13 +762,8 @@ def _deactivate_other_crons(env, keep_model=None):
 
 def worker_ours(spec):
     """Partners for the corpus contacts, a mailbox on the rig, backfill, correctness."""
-    registry = odoo_registry(spec)
     counter = ImapCommandCounter().install()
-    with registry.cursor() as cr:
-        env = odoo_env(cr)
-        engine = EngineDriver(env)
-        if not engine.available():
-            return {"status": "unavailable", "reason": engine.reason}
+    with engine_cursor(spec) as (cr, env, engine):
         _deactivate_other_crons(env, keep_model="mailsync.mailbox")
         t0 = time.monotonic()
         partners = _ensure_partners(env, spec["contacts"])
@@ -850,13 +864,8 @@ def _wait_helpers_ready(helpers, timeout=120):
 
 def worker_ours_helper(spec):
     """A second cron worker: waits for the backfill to start, then runs the sync."""
-    registry = odoo_registry(spec)
     counter = ImapCommandCounter().install()
-    with registry.cursor() as cr:
-        env = odoo_env(cr)
-        engine = EngineDriver(env)
-        if not engine.available():
-            return {"status": "unavailable", "reason": engine.reason}
+    with engine_cursor(spec) as (cr, env, engine):
         open(spec["result_path"] + ".ready", "w").close()
         deadline = time.monotonic() + 120
         while not env["mailsync.mailbox"].search_count(
@@ -875,13 +884,8 @@ def worker_ours_helper(spec):
 
 def worker_poll(spec):
     """A 10-folder mailbox: initial sync, then N no-change polls (time + IMAP commands)."""
-    registry = odoo_registry(spec)
     counter = ImapCommandCounter().install()
-    with registry.cursor() as cr:
-        env = odoo_env(cr)
-        engine = EngineDriver(env)
-        if not engine.available():
-            return {"status": "unavailable", "reason": engine.reason}
+    with engine_cursor(spec) as (cr, env, engine):
         _deactivate_other_crons(env, keep_model="mailsync.mailbox")
         _ensure_partners(env, spec["contacts"])
         owner = _make_owner(env, spec["imap"]["login"], "Poll Owner")
@@ -980,12 +984,7 @@ def worker_memory_raw(spec):
 def worker_memory_engine(spec):
     """Fresh Odoo process: a mailbox already synced (warm), then one new 25 MB message
     appended by a child process and imported by a poll. Peak RSS growth of this process."""
-    registry = odoo_registry(spec)
-    with registry.cursor() as cr:
-        env = odoo_env(cr)
-        engine = EngineDriver(env)
-        if not engine.available():
-            return {"status": "unavailable", "reason": engine.reason}
+    with engine_cursor(spec) as (cr, env, engine):
         _deactivate_other_crons(env, keep_model="mailsync.mailbox")
         _ensure_partners(env, [spec["contact"]])
         owner = _make_owner(env, spec["imap"]["login"], "Memory Owner")
