@@ -461,12 +461,8 @@ class MailsyncSync(models.AbstractModel):
 
     @api.model
     def _step_timed(self, kind, method, *args, **kwargs):
-        stats = args[-1]
-        start = time.perf_counter()
-        try:
+        with args[-1].timing(kind):  # the RunStats, last positional argument
             return method(*args, **kwargs)
-        finally:
-            stats.seconds[kind] = stats.seconds.get(kind, 0.0) + time.perf_counter() - start
 
     @api.model
     def _work_waiting(self, mailbox):
