@@ -372,19 +372,6 @@ def _decoded_headers(raw_headers, defects, where):
     return decoded
 
 
-def _first(headers, name):
-    lname = name.lower()
-    for key, value in headers:
-        if key.lower() == lname:
-            return value
-    return None
-
-
-def _all(headers, name):
-    lname = name.lower()
-    return [value for key, value in headers if key.lower() == lname]
-
-
 # ---------------------------------------------------------------- message ids
 
 _MSGID_TOKEN_RE = re.compile(r"<([^<>]*)>")
