@@ -4,7 +4,7 @@
 the mail whose From/To/Cc/Bcc mention the contact's address, so that only
 those messages have their headers read.
 """
-from .inbound import imap_date, newest_first
+from .inbound import search_window_uids
 
 
 def address_criteria(addresses):
@@ -21,10 +21,9 @@ def address_criteria(addresses):
 def search_address_uids(client, addresses, since, below_uid):
     """UIDs of the selected folder below ``below_uid``, received since
     ``since`` (a date), with mail from or to ``addresses``; newest first."""
-    if below_uid <= 1 or not addresses:
+    if not addresses:
         return []
-    criteria = (["UID", "1:%d" % (below_uid - 1), "SINCE", imap_date(since)]
-                + address_criteria(addresses))
     # An IDN or SMTPUTF8 address cannot go out as US-ASCII.
     charset = None if all(addr.isascii() for addr in addresses) else "UTF-8"
-    return newest_first(uid for uid in client.search(criteria, charset) if uid < below_uid)
+    return search_window_uids(client, since, below_uid, extra=address_criteria(addresses),
+                              charset=charset)

@@ -252,15 +252,16 @@ def search_new_uids(client, last_uid):
     return sorted(uid for uid in uids if uid > (last_uid or 0))
 
 
-def search_window_uids(client, since, below_uid=None):
+def search_window_uids(client, since, below_uid=None, *, extra=(), charset=None):
     """UIDs of the selected folder received since ``since`` (a date), newest
-    first, restricted to UIDs < ``below_uid`` (the backfill cursor)."""
-    criteria = ["SINCE", imap_date(since)]
+    first, restricted to UIDs < ``below_uid`` (the backfill cursor) and to
+    the ``extra`` SEARCH keys (in ``charset`` when they are not US-ASCII)."""
+    criteria = ["SINCE", imap_date(since), *extra]
     if below_uid is not None:
         if below_uid <= 1:
             return []
         criteria = ["UID", "1:%d" % (below_uid - 1)] + criteria
-    uids = client.search(criteria)
+    uids = client.search(criteria, charset)
     if below_uid is not None:
         uids = [uid for uid in uids if uid < below_uid]
     return newest_first(uids)
